@@ -1,0 +1,75 @@
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+
+from destinations.services.destinations import upsert_destination
+
+DEMO_ATTRIBUTES = [
+    ("email", "string"),
+    ("firstName", "string"),
+    ("plan", "string"),
+    ("age", "number"),
+    ("vip", "boolean"),
+    ("address_city", "string"),
+    ("createdAt", "time"),
+]
+DEMO_SECRET = "demo-shared-secret"
+DEMO_API_KEY = "sandbox-api-key"
+
+
+class Command(BaseCommand):
+    help = "Create the demo admin user and a destination pointed at the local sandbox (for make run)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--web-url", default="http://127.0.0.1:8000")
+        parser.add_argument("--sandbox-url", default="http://127.0.0.1:8010")
+        parser.add_argument("--admin-password", default="admin")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user_model = get_user_model()
+        if not user_model.objects.filter(username="admin").exists():
+            user_model.objects.create_superuser("admin", "admin@example.com", options["admin_password"])
+        destination, _ = upsert_destination(
+            slug="demo",
+            name="Demo (local Talon.One sandbox)",
+            base_url=options["sandbox_url"],
+            api_key=DEMO_API_KEY,
+            shared_secret=DEMO_SECRET,
+            attributes=DEMO_ATTRIBUTES,
+        )
+        web = options["web_url"]
+        ingest_url = f"{web}/api/v1/segment/{destination.slug}/"
+        body = json.dumps(
+            {
+                "type": "identify",
+                "messageId": "demo-message-1",
+                "userId": "demo-user-1",
+                "timestamp": "2026-01-01T12:00:00Z",
+                "traits": {
+                    "email": "ada@example.com",
+                    "firstName": "Ada",
+                    "plan": "gold",
+                    "address": {"city": "Berlin"},
+                    "favouriteColour": "green",
+                },
+            },
+            separators=(",", ":"),
+        )
+        signature = hmac.new(DEMO_SECRET.encode(), body.encode(), hashlib.sha1).hexdigest()
+        self.stdout.write(
+            f"""
+Admin:      {web}/admin/   (login admin / {options["admin_password"]})
+Ingest URL: {ingest_url}   (shared secret: {DEMO_SECRET})
+Sandbox:    {options["sandbox_url"]}/sandbox/profiles
+
+Send a signed identify:
+  curl -sS -X POST '{ingest_url}' -H 'Content-Type: application/json' -H 'X-Signature: {signature}' --data '{body}'
+
+Then see the profile:
+  curl -sS {options["sandbox_url"]}/sandbox/profiles/demo-user-1
+"""
+        )

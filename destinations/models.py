@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Lower
+
+from destinations.fields import EncryptedTextField
+from destinations.services.mapping import AttributeType, attribute_name_error
+
+
+def validate_base_url(value: str) -> None:
+    """A Talon.One deployment root: https, host (and port) only."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValidationError("Enter the deployment's root URL, e.g. https://mycompany.talon.one.")
+    if parts.scheme == "http" and parts.hostname not in settings.TALON_HTTP_ALLOWED_HOSTS:
+        raise ValidationError(
+            "Use https. Plain http is allowed only for hosts in TALON_HTTP_ALLOWED_HOSTS "
+            "(the local sandbox)."
+        )
+    if parts.path or parts.query or parts.fragment or value.endswith("/"):
+        raise ValidationError("Give the host only: no path, query or trailing slash.")
+    if parts.username or parts.password:
+        raise ValidationError("Do not put credentials in the URL; use the API key field.")
+
+
+def validate_attribute_name(value: str) -> None:
+    if message := attribute_name_error(value):
+        raise ValidationError(message)
+
+
+class Destination(models.Model):
+    """One Talon.One Application that Segment events are delivered to."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(
+        max_length=100, unique=True, help_text="Part of the ingest URL: /api/v1/segment/<slug>/."
+    )
+    enabled = models.BooleanField(default=True, help_text="Disabled destinations refuse events.")
+    base_url = models.CharField(
+        "Talon.One base URL",
+        max_length=255,
+        validators=[validate_base_url],
+        help_text="The deployment root, e.g. https://mycompany.europe-west1.talon.one.",
+    )
+    api_key = EncryptedTextField("Integration API key")
+    shared_secret = EncryptedTextField(
+        "Segment shared secret",
+        blank=True,
+        help_text="The secret set in Segment's Webhooks destination; signs every request.",
+    )
+    run_rule_engine = models.BooleanField(
+        default=False,
+        help_text="Run Talon.One's rules on every profile update (slower: one request per "
+        "profile instead of bulk requests).",
+    )
+    forward_engage = models.BooleanField(
+        "Forward Engage traits",
+        default=True,
+        help_text="Forward Engage audiences and computed traits without listing them below.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AttributeMapping(models.Model):
+    """A trait (after flattening) forwarded to the Talon.One attribute of the same name."""
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="attributes")
+    name = models.CharField(
+        max_length=255,
+        validators=[validate_attribute_name],
+        help_text="Exact, case-sensitive trait name after flattening (address.city → address_city).",
+    )
+    type = models.CharField(
+        max_length=20, choices=[(t.value, t.value) for t in AttributeType], default=AttributeType.STRING
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                "destination",
+                Lower("name"),
+                name="unique_attribute_name_per_destination",
+                violation_error_message="This destination already forwards an attribute of this "
+                "name (names may not differ only in case).",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
+
+
+class InboundEvent(models.Model):
+    """Every event Segment handed us, and the state of its delivery (the outbox)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="events")
+    message_id = models.CharField(max_length=200)
+    type = models.CharField(max_length=20)
+    user_id = models.CharField("userId (integrationId)", max_length=1000, blank=True)
+    payload = models.JSONField()
+    timestamp = models.DateTimeField(help_text="When it happened, from the event (Segment's clock).")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    attributes = models.JSONField(default=dict, help_text="The mapped Talon.One attributes.")
+    notes = models.JSONField(default=list, help_text="Why traits were dropped or changed.")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    reason = models.TextField(blank=True, help_text="Why it was skipped or failed.")
+    attempts = models.PositiveIntegerField(default=0)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When delivery (or redelivery) was asked for."
+    )
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "message_id"], name="unique_message_id")
+        ]
+        indexes = [
+            models.Index(fields=["destination", "status", "next_attempt_at"], name="event_due"),
+            models.Index(fields=["destination", "user_id", "status"], name="event_profile"),
+        ]
+        permissions = [("redeliver_inboundevent", "Can redeliver events to Talon.One")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.message_id}"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP request to Talon.One and what came back (the audit log)."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success"
+        RETRY = "retry", "will retry"
+        FAILED = "failed"
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="attempts")
+    events = models.ManyToManyField(InboundEvent, related_name="delivery_attempts")
+    integration_id = models.CharField(
+        max_length=1000, blank=True, help_text="Set for single-profile requests."
+    )
+    profile_count = models.PositiveIntegerField()
+    method = models.CharField(max_length=10)
+    url = models.CharField(max_length=2000)
+    request_body = models.JSONField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Transport error or the reason for the outcome.")
+    duration_ms = models.PositiveIntegerField()
+    attempt_number = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    task_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} → {self.response_status or self.error[:40]}"
+
+
+class ProfileState(models.Model):
+    """Per profile, the Segment timestamp of the newest value delivered for each attribute.
+
+    Lets a late or repeated event lose to a newer value instead of overwriting it.
+    """
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="+")
+    integration_id = models.CharField(max_length=1000)
+    attribute_timestamps = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["destination", "integration_id"], name="unique_profile_state"
+            )
+        ]
+
+
+class DeliveryLease(models.Model):
+    """Who flushes a destination now: one flusher at a time, so no profile has two
+    requests in flight, and an expired lease frees a destination whose worker died."""
+
+    destination = models.OneToOneField(
+        Destination, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    holder = models.CharField(max_length=255, blank=True)
+    expires_at = models.DateTimeField(null=True)

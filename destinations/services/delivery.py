@@ -1,0 +1,384 @@
+"""Delivery: from the outbox (pending InboundEvents) to Talon.One.
+
+One flusher per destination at a time (a lease row in the database), so no
+profile ever has two requests in flight. A flush claims the profiles that
+are due, coalesces each profile's pending events attribute by attribute
+(newest Segment timestamp wins, and never a value older than one already
+delivered), sends them in bulk (or one request per profile when the rule
+engine runs), records every attempt, and marks the events delivered,
+rescheduled with backoff, or failed with the reason.
+
+The database is the only memory of what is due: a lost task or a killed
+worker delays delivery until the lease expires and the sweeper nudges again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from destinations.models import (
+    DeliveryAttempt,
+    DeliveryLease,
+    Destination,
+    InboundEvent,
+    ProfileState,
+)
+from destinations.talon_one import BULK_LIMIT, Outcome, Result, TalonOneClient
+from integration_site.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+Status = InboundEvent.Status
+FLUSH_TASK = "destinations.tasks.flush_destination"
+STALE_REASON = "not sent: a newer value was already delivered for {names}"
+ALL_STALE_REASON = "nothing sent: every attribute is older than a value already delivered"
+
+
+def lease_ttl() -> timedelta:
+    # Longer than the slowest single request, so a live flusher never loses it.
+    return timedelta(seconds=settings.TALON_CONNECT_TIMEOUT + settings.TALON_READ_TIMEOUT + 30)
+
+
+def nudge(destination_id: int) -> None:
+    """Ask a worker to flush, unless a flusher holds the destination already
+    (it looks again for due work after releasing its lease)."""
+    if DeliveryLease.objects.filter(
+        destination_id=destination_id, expires_at__gt=timezone.now()
+    ).exists():
+        return
+    try:
+        celery_app.send_task(FLUSH_TASK, args=[destination_id])
+    except Exception:  # the broker is down: the sweeper will find the work in the database
+        logger.warning("Could not queue a flush of destination %s; the sweeper will", destination_id)
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> timedelta:
+    """Exponential with jitter, at least what Talon.One asked for in Retry-After."""
+    ceiling = min(
+        settings.DELIVERY_BACKOFF_MAX_SECONDS,
+        settings.DELIVERY_BACKOFF_BASE_SECONDS * 2 ** max(0, attempt - 1),
+    )
+    seconds = random.uniform(ceiling / 2, ceiling)
+    return timedelta(seconds=max(seconds, retry_after or 0))
+
+
+@dataclass
+class Entry:
+    """What one profile gets in one request, and the events it came from."""
+
+    integration_id: str
+    events: list[InboundEvent] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    timestamps: dict[str, datetime] = field(default_factory=dict)
+    stale: dict[int, list[str]] = field(default_factory=dict)
+    delivered: dict[str, str] = field(default_factory=dict)  # attribute → ISO timestamp
+
+    @property
+    def attempt(self) -> int:
+        return max(event.attempts for event in self.events)
+
+    @property
+    def first_queued(self) -> datetime:
+        return min(event.queued_at or event.received_at for event in self.events)
+
+
+def flush(destination_id: int, task_id: str = "") -> datetime | None:
+    """Deliver what is due for one destination.
+
+    Returns when pending work is next due (a time in the past means now),
+    or None when nothing is pending or another flusher holds the lease.
+    """
+    holder = f"{task_id or 'direct'}:{uuid.uuid4().hex[:8]}"
+    if not _acquire_lease(destination_id, holder):
+        return None
+    try:
+        destination = Destination.objects.get(pk=destination_id)
+        if not destination.enabled:
+            return None
+        sender = _Sender(destination, task_id, holder)
+        deadline = time.monotonic() + settings.DELIVERY_FLUSH_SECONDS
+        while time.monotonic() < deadline:
+            entries = claim(destination)
+            if not entries:
+                break
+            sender.send(entries)
+    finally:
+        DeliveryLease.objects.filter(destination_id=destination_id, holder=holder).update(
+            holder="", expires_at=None
+        )
+    return next_due(destination_id)
+
+
+def next_due(destination_id: int) -> datetime | None:
+    return InboundEvent.objects.filter(
+        destination_id=destination_id, status=Status.PENDING
+    ).aggregate(due=Min("next_attempt_at"))["due"]
+
+
+def claim(destination: Destination) -> list[Entry]:
+    """The due profiles (at most one bulk request's worth) with all their
+    pending events, coalesced. Counts the attempt before anything is sent."""
+    now = timezone.now()
+    due = (
+        InboundEvent.objects.filter(
+            destination=destination, status=Status.PENDING, next_attempt_at__lte=now
+        )
+        .order_by("next_attempt_at", "id")
+        .values_list("user_id", flat=True)[: settings.DELIVERY_BATCH_SIZE]
+    )
+    integration_ids = list(dict.fromkeys(due))
+    if not integration_ids:
+        return []
+    with transaction.atomic():
+        events = list(
+            InboundEvent.objects.filter(
+                destination=destination, status=Status.PENDING, user_id__in=integration_ids
+            ).order_by("timestamp", "id")
+        )
+        InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+            attempts=F("attempts") + 1, next_attempt_at=now + lease_ttl()
+        )
+    for event in events:
+        event.attempts += 1
+    delivered = _delivered_timestamps(destination, integration_ids)
+    return _coalesce(events, delivered)
+
+
+def _delivered_timestamps(
+    destination: Destination, integration_ids: Iterable[str]
+) -> dict[str, dict[str, str]]:
+    return dict(
+        ProfileState.objects.filter(
+            destination=destination, integration_id__in=list(integration_ids)
+        ).values_list("integration_id", "attribute_timestamps")
+    )
+
+
+def _coalesce(
+    events: list[InboundEvent], delivered: dict[str, dict[str, str]]
+) -> list[Entry]:
+    """Events in Segment-timestamp order; per attribute the newest wins, and a
+    value older than one already delivered is left out."""
+    entries: dict[str, Entry] = {}
+    for event in events:
+        entry = entries.get(event.user_id)
+        if entry is None:
+            entry = entries[event.user_id] = Entry(
+                event.user_id, delivered=delivered.get(event.user_id, {})
+            )
+        entry.events.append(event)
+        for name, value in event.attributes.items():
+            sent_at = entry.delivered.get(name)
+            if sent_at and event.timestamp < datetime.fromisoformat(sent_at):
+                entry.stale.setdefault(event.pk, []).append(name)
+                continue
+            entry.attributes[name] = value
+            entry.timestamps[name] = event.timestamp
+    return list(entries.values())
+
+
+class _Sender:
+    def __init__(self, destination: Destination, task_id: str, holder: str):
+        self.destination = destination
+        self.task_id = task_id
+        self.holder = holder
+        self.client = TalonOneClient(destination.base_url, destination.api_key)
+
+    def send(self, entries: list[Entry]) -> None:
+        sendable = []
+        for entry in entries:
+            if entry.attributes:
+                sendable.append(entry)
+            else:
+                _finish(entry.events, Status.SKIPPED, ALL_STALE_REASON)
+        if self.destination.run_rule_engine:
+            for entry in sendable:
+                self._renew_lease()
+                result = self.client.update_profile(
+                    entry.integration_id, entry.attributes, run_rule_engine=True
+                )
+                self._settle([entry], result)
+        else:
+            self._send_bulk(sendable)
+
+    def _send_bulk(self, entries: list[Entry]) -> None:
+        queue = [entries[i : i + BULK_LIMIT] for i in range(0, len(entries), BULK_LIMIT)]
+        while queue:
+            group = queue.pop()
+            if not group:
+                continue
+            self._renew_lease()
+            result = self.client.update_profiles({e.integration_id: e.attributes for e in group})
+            if result.outcome is Outcome.PERMANENT and result.status == 400 and len(group) > 1:
+                # Talon.One rejects a whole bulk request for one bad profile:
+                # fail the one its error points at, or halve until it is alone.
+                self._record(group, result, DeliveryAttempt.Outcome.RETRY, "split and resent")
+                bad = _pointed_entry(group, result)
+                if bad is not None:
+                    self._settle([bad], result, record=False)
+                    queue.append([e for e in group if e is not bad])
+                else:
+                    half = len(group) // 2
+                    queue.extend([group[:half], group[half:]])
+                continue
+            self._settle(group, result)
+
+    def _settle(self, entries: list[Entry], result: Result, record: bool = True) -> None:
+        now = timezone.now()
+        if result.outcome is Outcome.SUCCESS:
+            if record:
+                self._record(entries, result, DeliveryAttempt.Outcome.SUCCESS)
+            _mark_delivered(self.destination, entries, now)
+            return
+        if result.outcome is Outcome.PERMANENT:
+            if record:
+                self._record(entries, result, DeliveryAttempt.Outcome.FAILED)
+            for entry in entries:
+                _finish(entry.events, Status.FAILED, result.summary())
+            return
+        expired = [e for e in entries if now - e.first_queued > settings.DELIVERY_MAX_AGE]
+        retrying = [e for e in entries if e not in expired]
+        if record:
+            outcome = DeliveryAttempt.Outcome.RETRY if retrying else DeliveryAttempt.Outcome.FAILED
+            self._record(entries, result, outcome)
+        for entry in expired:
+            _finish(
+                entry.events,
+                Status.FAILED,
+                f"gave up after {settings.DELIVERY_MAX_AGE} of retries; last: {result.summary()}",
+            )
+        for entry in retrying:
+            InboundEvent.objects.filter(pk__in=[e.pk for e in entry.events]).update(
+                next_attempt_at=now + backoff(entry.attempt, result.retry_after),
+                reason=f"retrying: {result.summary()}",
+            )
+
+    def _record(
+        self, entries: list[Entry], result: Result, outcome: str, note: str = ""
+    ) -> None:
+        attempt = DeliveryAttempt.objects.create(
+            destination=self.destination,
+            integration_id=entries[0].integration_id if len(entries) == 1 else "",
+            profile_count=len(entries),
+            method=result.method,
+            url=result.url,
+            request_body=result.body,
+            response_status=result.status,
+            response_body=result.response_body,
+            error="; ".join(filter(None, [result.error, note])),
+            duration_ms=result.duration_ms,
+            attempt_number=max(e.attempt for e in entries),
+            outcome=outcome,
+            task_id=self.task_id,
+        )
+        through = DeliveryAttempt.events.through
+        through.objects.bulk_create(
+            [
+                through(deliveryattempt_id=attempt.pk, inboundevent_id=event.pk)
+                for entry in entries
+                for event in entry.events
+            ]
+        )
+
+    def _renew_lease(self) -> None:
+        DeliveryLease.objects.filter(
+            destination_id=self.destination.pk, holder=self.holder
+        ).update(expires_at=timezone.now() + lease_ttl())
+
+
+def _pointed_entry(group: list[Entry], result: Result) -> Entry | None:
+    pointer = result.error_pointer() or ""
+    parts = pointer.strip("/").split("/")
+    if len(parts) >= 2 and parts[0] == "customerProfiles" and parts[1].isdigit():
+        index = int(parts[1])
+        if index < len(group):
+            return group[index]
+    return None
+
+
+def _mark_delivered(destination: Destination, entries: list[Entry], now: datetime) -> None:
+    with transaction.atomic():
+        events = [event for entry in entries for event in entry.events]
+        InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+            status=Status.DELIVERED, delivered_at=now, reason="", next_attempt_at=None
+        )
+        for entry in entries:
+            for event_id, names in entry.stale.items():
+                InboundEvent.objects.filter(pk=event_id).update(
+                    reason=STALE_REASON.format(names=", ".join(sorted(names)))
+                )
+        states = []
+        for entry in entries:
+            merged = dict(entry.delivered)
+            merged.update({name: ts.isoformat() for name, ts in entry.timestamps.items()})
+            states.append(
+                ProfileState(
+                    destination=destination,
+                    integration_id=entry.integration_id,
+                    attribute_timestamps=merged,
+                )
+            )
+        ProfileState.objects.bulk_create(
+            states,
+            update_conflicts=True,
+            unique_fields=["destination", "integration_id"],
+            update_fields=["attribute_timestamps"],
+        )
+
+
+def _finish(events: list[InboundEvent], status: str, reason: str) -> None:
+    InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+        status=status, reason=reason, next_attempt_at=None
+    )
+
+
+def _acquire_lease(destination_id: int, holder: str) -> bool:
+    now = timezone.now()
+    DeliveryLease.objects.get_or_create(destination_id=destination_id)
+    taken = DeliveryLease.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__lte=now), destination_id=destination_id
+    ).update(holder=holder, expires_at=now + lease_ttl())
+    return taken == 1
+
+
+def redeliver(events: Iterable[InboundEvent]) -> int:
+    """Queue failed (or any chosen) identify events again, as new."""
+    ids = [e.pk for e in events if e.type == "identify" and e.user_id and e.attributes]
+    now = timezone.now()
+    count = InboundEvent.objects.filter(pk__in=ids).exclude(status=Status.PENDING).update(
+        status=Status.PENDING,
+        attempts=0,
+        queued_at=now,
+        next_attempt_at=now,
+        reason="redelivery requested",
+    )
+    destination_ids = set(
+        InboundEvent.objects.filter(pk__in=ids).values_list("destination_id", flat=True)
+    )
+    for destination_id in destination_ids:
+        transaction.on_commit(lambda d=destination_id: nudge(d))
+    return count
+
+
+def destinations_with_due_work() -> list[int]:
+    return list(
+        InboundEvent.objects.filter(
+            status=Status.PENDING,
+            next_attempt_at__lte=timezone.now(),
+            destination__enabled=True,
+        )
+        .values_list("destination_id", flat=True)
+        .distinct()
+    )

@@ -1,0 +1,33 @@
+"""Celery tasks: thin, idempotent, carrying ids only. The logic is in services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from destinations.services import audit, delivery
+
+# Beyond this the sweeper (every few seconds) picks the work up anyway.
+MAX_COUNTDOWN_SECONDS = 30
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def flush_destination(self, destination_id: int) -> None:  # type: ignore[no-untyped-def]
+    due = delivery.flush(destination_id, task_id=self.request.id or "")
+    if due is None:
+        return
+    wait = max(0.0, (due - timezone.now()).total_seconds())
+    if wait <= MAX_COUNTDOWN_SECONDS:
+        self.apply_async((destination_id,), countdown=wait)
+
+
+@shared_task
+def sweep() -> None:
+    """Nudge every destination with due work that no flusher holds (beat)."""
+    for destination_id in delivery.destinations_with_due_work():
+        delivery.nudge(destination_id)
+
+
+@shared_task
+def purge_audit_log() -> None:
+    audit.purge_old_rows()
