@@ -1,0 +1,259 @@
+"""Talon.One's Integration API, as far as this project uses it."""
+
+import enum
+import time
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+from .responses import ApiError, Request, Response, error_response
+from .state import Faults, ProfileBusy, SandboxState
+from .validation import (
+    InvalidRequest,
+    ProfileUpdate,
+    bulk_update,
+    check_integration_id_parameter,
+    parse_json,
+    single_update,
+)
+
+AUTH_PREFIX = "ApiKey-v1 "
+AUTHPING_PATH = "/v2/authping"
+PROFILES_PATH = "/v2/customer_profiles"
+PROFILE_PREFIX = PROFILES_PATH + "/"
+PARALLEL_MESSAGE = "Too many requests or limit reached - avoid parallel requests"
+_FAULT_MESSAGES = {
+    409: PARALLEL_MESSAGE,
+    429: "Too many requests",
+    503: "Service unavailable",
+}
+
+
+class Operation(enum.Enum):
+    AUTHPING = "authping"
+    UPDATE_PROFILE = "updateCustomerProfileV2"
+    UPDATE_PROFILES = "updateCustomerProfilesV2"
+
+
+class IntegrationApi:
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    def handle(self, request: Request) -> Response:
+        operation = _route(request)
+        parsed = _parse_body(request.body)
+        body = None if isinstance(parsed, InvalidRequest) else parsed
+        response = self._respond(request, operation, parsed)
+        self.state.record(request, body, response.status, _profile_count(operation, body))
+        return response
+
+    def _respond(self, request: Request, operation: Operation | None, parsed: Any) -> Response:
+        if operation is None:
+            return error_response(
+                404,
+                [ApiError.at_resource(request.path, "Not found", "no such endpoint")],
+            )
+        if request.body_too_large:
+            return error_response(
+                413,
+                [ApiError.at_pointer("", "Request too large", "request body too large")],
+            )
+        faults = self.state.faults
+        injected = 503 if faults.down else faults.draw_error()
+        if injected is not None:
+            return _fault_response(injected, faults, request.path)
+        if not self._authorized(request.authorization):
+            return error_response(
+                401,
+                [
+                    ApiError.at_resource(
+                        request.path,
+                        "Unauthorized",
+                        "missing or invalid Integration API key"
+                        " (header Authorization: ApiKey-v1 <key>)",
+                    )
+                ],
+            )
+        try:
+            match operation:
+                case Operation.AUTHPING:
+                    _sleep_ms(faults.latency_ms)
+                    return Response(204)
+                case Operation.UPDATE_PROFILE:
+                    return self._update_profile(request, _json_body(parsed))
+                case Operation.UPDATE_PROFILES:
+                    return self._update_profiles(request, _json_body(parsed))
+        except InvalidRequest as exc:
+            return error_response(400, exc.errors)
+        except ProfileBusy:
+            return _parallel_response(request.path)
+
+    def _authorized(self, authorization: str | None) -> bool:
+        return (
+            authorization is not None
+            and authorization.startswith(AUTH_PREFIX)
+            and authorization[len(AUTH_PREFIX) :] in self.state.api_keys
+        )
+
+    def _update_profile(self, request: Request, body: Any) -> Response:
+        integration_id = _decode_integration_id(request.path[len(PROFILE_PREFIX) :])
+        check_integration_id_parameter(integration_id)
+        run_rule_engine = _bool_parameter(request, "runRuleEngine")
+        dry = _bool_parameter(request, "dry")
+        if dry and not run_rule_engine:
+            raise InvalidRequest(
+                [
+                    ApiError.at_parameter(
+                        "dry",
+                        "Invalid parameter",
+                        "dry=true requires runRuleEngine=true",
+                    )
+                ]
+            )
+        update = single_update(
+            body, integration_id, self.state.rules(), run_rule_engine=run_rule_engine
+        )
+        (profile,) = self._commit(
+            [update],
+            dry=dry,
+            touch_activity=run_rule_engine and not dry,
+            want_states=True,
+        )
+        # CustomerProfileIntegrationResponseV2: effects, createdCoupons and
+        # createdReferrals are required; no rules run here, so they stay empty.
+        return Response(
+            200,
+            {
+                "customerProfile": profile,
+                "effects": [],
+                "createdCoupons": [],
+                "createdReferrals": [],
+                "triggeredCampaigns": [],
+            },
+        )
+
+    def _update_profiles(self, request: Request, body: Any) -> Response:
+        silent = request.query.get("silent", "yes")
+        if silent not in ("yes", "no"):
+            raise InvalidRequest(
+                [ApiError.at_parameter("silent", "Invalid parameter", "silent must be yes or no")]
+            )
+        updates = bulk_update(body, self.state.rules())
+        profiles = self._commit(
+            updates, dry=False, touch_activity=False, want_states=silent == "no"
+        )
+        if silent == "yes":
+            return Response(204)
+        # MultipleCustomerProfileIntegrationResponseV2
+        return Response(200, {"integrationStates": [{"customerProfile": p} for p in profiles]})
+
+    def _commit(
+        self,
+        updates: list[ProfileUpdate],
+        *,
+        dry: bool,
+        touch_activity: bool,
+        want_states: bool,
+    ) -> list[dict[str, Any]]:
+        # The profiles stay "in flight" for the configured latency so that parallel
+        # requests for one profile observably collide (409), as on Talon.One.
+        with self.state.in_flight({update.integration_id for update in updates}):
+            _sleep_ms(self.state.faults.latency_ms)
+            return self.state.apply(
+                updates, dry=dry, touch_activity=touch_activity, want_states=want_states
+            )
+
+
+def _route(request: Request) -> Operation | None:
+    path, method = request.path, request.method
+    if path == AUTHPING_PATH and method == "GET":
+        return Operation.AUTHPING
+    if path == PROFILES_PATH and method == "PUT":
+        return Operation.UPDATE_PROFILES
+    segment = path[len(PROFILE_PREFIX) :]
+    if path.startswith(PROFILE_PREFIX) and segment and "/" not in segment and method == "PUT":
+        return Operation.UPDATE_PROFILE
+    return None
+
+
+def _parse_body(raw: bytes) -> Any:
+    """The JSON body (None when empty), or the InvalidRequest to answer if it is used."""
+    if not raw:
+        return None
+    try:
+        return parse_json(raw)
+    except InvalidRequest as exc:
+        return exc
+
+
+def _json_body(parsed: Any) -> Any:
+    if isinstance(parsed, InvalidRequest):
+        raise parsed
+    return parsed
+
+
+def _profile_count(operation: Operation | None, body: Any) -> int:
+    if operation is Operation.UPDATE_PROFILE:
+        return 1
+    if operation is Operation.UPDATE_PROFILES and type(body) is dict:
+        profiles = body.get("customerProfiles")
+        return len(profiles) if type(profiles) is list else 0
+    return 0
+
+
+def _decode_integration_id(segment: str) -> str:
+    try:
+        return unquote(segment, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            [
+                ApiError.at_parameter(
+                    "integrationId",
+                    "Invalid integrationId",
+                    "integrationId is not valid UTF-8",
+                )
+            ]
+        ) from exc
+
+
+def _bool_parameter(request: Request, name: str) -> bool:
+    value = request.query.get(name, "false").lower()
+    if value not in ("true", "false"):
+        raise InvalidRequest(
+            [ApiError.at_parameter(name, "Invalid parameter", f"{name} must be true or false")]
+        )
+    return value == "true"
+
+
+def _fault_response(status: int, faults: Faults, path: str) -> Response:
+    phrase = HTTPStatus(status).phrase
+    message = _FAULT_MESSAGES.get(status, phrase)
+    headers = {}
+    if faults.retry_after is not None and status in (429, 503):
+        headers["Retry-After"] = str(faults.retry_after)
+    return error_response(
+        status,
+        [ApiError.at_resource(path, phrase, f"{message} (sandbox fault)")],
+        message=message,
+        headers=headers,
+    )
+
+
+def _parallel_response(path: str) -> Response:
+    return error_response(
+        409,
+        [
+            ApiError.at_resource(
+                path,
+                "Conflict",
+                "another request is updating this customer profile;"
+                " send requests for one profile sequentially",
+            )
+        ],
+        message=PARALLEL_MESSAGE,
+    )
+
+
+def _sleep_ms(milliseconds: int) -> None:
+    if milliseconds:
+        time.sleep(milliseconds / 1000)

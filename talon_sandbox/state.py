@@ -1,0 +1,298 @@
+"""The sandbox's in-memory state: profiles, configuration, faults, request log and stats.
+
+One lock guards everything mutable. The catalogue, API keys and faults are replaced
+wholesale (never mutated), so request handlers read them without the lock.
+"""
+
+import random
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from .responses import Request
+from .validation import ProfileUpdate, Rules
+
+ACCOUNT_ID = 1  # the one Talon.One account the sandbox pretends to be
+_ERROR_STATUSES = frozenset(status.value for status in HTTPStatus if status >= 400)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ProfileBusy(Exception):
+    """Another request is updating one of these profiles (Talon.One answers 409)."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    down: bool = False
+    latency_ms: int = 0
+    error_rate: Mapping[int, float] = field(default_factory=dict)
+    retry_after: int | None = None
+    reject_profiles: frozenset[str] = frozenset()
+
+    def merged(self, changes: Any) -> "Faults":
+        """Apply a `PUT /sandbox/faults` body; raise ValueError on a bad one."""
+        if not isinstance(changes, Mapping):
+            raise ValueError("faults must be a JSON object")
+        unknown = set(changes) - set(_FAULT_PARSERS)
+        if unknown:
+            raise ValueError(f"unknown faults: {', '.join(sorted(unknown))}")
+        return replace(
+            self,
+            **{name: _FAULT_PARSERS[name](name, value) for name, value in changes.items()},
+        )
+
+    def draw_error(self) -> int | None:
+        """Pick an injected error status for this request, or None."""
+        roll = random.random()
+        cumulative = 0.0
+        for status, rate in self.error_rate.items():
+            cumulative += rate
+            if roll < cumulative:
+                return status
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "down": self.down,
+            "latency_ms": self.latency_ms,
+            "error_rate": {str(status): rate for status, rate in self.error_rate.items()},
+            "retry_after": self.retry_after,
+            "reject_profiles": sorted(self.reject_profiles),
+        }
+
+
+def _parse_bool(name: str, value: Any) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"{name} must be a boolean")
+    return value
+
+
+def _parse_non_negative_int(name: str, value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer")
+    return value
+
+
+def _parse_optional_non_negative_int(name: str, value: Any) -> int | None:
+    return None if value is None else _parse_non_negative_int(name, value)
+
+
+def _parse_error_rate(name: str, value: Any) -> dict[int, float]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f'{name} must be an object like {{"500": 0.1}}')
+    rates: dict[int, float] = {}
+    for status, rate in value.items():
+        if not str(status).isdigit() or int(status) not in _ERROR_STATUSES:
+            raise ValueError(f"{name}: {status!r} is not an HTTP error status")
+        if type(rate) not in (int, float) or not 0 <= rate <= 1:
+            raise ValueError(f"{name}: rate for {status} must be between 0 and 1")
+        rates[int(status)] = float(rate)
+    return rates
+
+
+def _parse_string_set(name: str, value: Any) -> frozenset[str]:
+    if type(value) is not list or not all(type(item) is str for item in value):
+        raise ValueError(f"{name} must be an array of strings")
+    return frozenset(value)
+
+
+_FAULT_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "down": _parse_bool,
+    "latency_ms": _parse_non_negative_int,
+    "error_rate": _parse_error_rate,
+    "retry_after": _parse_optional_non_negative_int,
+    "reject_profiles": _parse_string_set,
+}
+
+
+@dataclass
+class Profile:
+    id: int
+    integration_id: str
+    created: str
+    last_activity: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    audiences: set[int] = field(default_factory=set)
+    updates: int = 0
+
+    def apply(self, update: ProfileUpdate) -> None:
+        for name, value in update.attributes.items():
+            if value is None:
+                self.attributes.pop(name, None)
+            else:
+                self.attributes[name] = value
+        self.audiences.update(update.audience_adds)
+        self.audiences.difference_update(update.audience_deletes)
+
+    def copy(self) -> "Profile":
+        return replace(self, attributes=dict(self.attributes), audiences=set(self.audiences))
+
+    def to_talon(self) -> dict[str, Any]:
+        """Talon.One's CustomerProfile schema (with its required fields)."""
+        return {
+            "id": self.id,
+            "created": self.created,
+            "integrationId": self.integration_id,
+            "attributes": dict(self.attributes),
+            "accountId": ACCOUNT_ID,
+            "closedSessions": 0,
+            "totalSales": 0.0,
+            "audienceMemberships": [
+                {"id": audience, "name": f"Audience {audience}"}
+                for audience in sorted(self.audiences)
+            ],
+            "lastActivity": self.last_activity,
+            "sandbox": False,
+        }
+
+    def to_control(self) -> dict[str, Any]:
+        return {
+            "attributes": dict(self.attributes),
+            "updates": self.updates,
+            "audiences": sorted(self.audiences),
+            "created": self.created,
+        }
+
+
+class SandboxState:
+    def __init__(
+        self,
+        *,
+        catalogue: Mapping[str, str],
+        api_keys: Iterable[str],
+        faults: Faults,
+        log_limit: int,
+    ) -> None:
+        self._lock = threading.Lock()
+        self.catalogue: Mapping[str, str] = dict(catalogue)
+        self.api_keys: frozenset[str] = frozenset(api_keys)
+        self._initial_faults = faults  # what reset() restores (e.g. --latency-ms)
+        self.faults = faults
+        self._profiles: dict[str, Profile] = {}
+        self._in_flight: set[str] = set()
+        self._next_id = 1
+        self._log: deque[dict[str, Any]] = deque(maxlen=log_limit)
+        self._request_count = 0
+        self._by_status: Counter[int] = Counter()
+        self._profiles_updated = 0
+
+    def rules(self) -> Rules:
+        return Rules(self.catalogue, self.faults.reject_profiles)
+
+    def update_faults(self, changes: Any) -> Faults:
+        with self._lock:
+            self.faults = self.faults.merged(changes)
+            return self.faults
+
+    def reset(
+        self,
+        *,
+        catalogue: Mapping[str, str] | None = None,
+        api_keys: Iterable[str] | None = None,
+    ) -> None:
+        with self._lock:
+            self._profiles.clear()
+            self._next_id = 1
+            self._log.clear()
+            self._request_count = 0
+            self._by_status.clear()
+            self._profiles_updated = 0
+            self.faults = self._initial_faults
+            if catalogue is not None:
+                self.catalogue = dict(catalogue)
+            if api_keys is not None:
+                self.api_keys = frozenset(api_keys)
+
+    @contextmanager
+    def in_flight(self, integration_ids: set[str]) -> Iterator[None]:
+        """Hold profiles for the duration of one request; ProfileBusy if already held."""
+        with self._lock:
+            if not self._in_flight.isdisjoint(integration_ids):
+                raise ProfileBusy
+            self._in_flight.update(integration_ids)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight.difference_update(integration_ids)
+
+    def apply(
+        self,
+        updates: list[ProfileUpdate],
+        *,
+        dry: bool,
+        touch_activity: bool,
+        want_states: bool,
+    ) -> list[dict[str, Any]]:
+        """Commit updates in order (unless dry); return CustomerProfiles if wanted."""
+        states: list[dict[str, Any]] = []
+        with self._lock:
+            for update in updates:
+                profile = self._profile_for(update.integration_id, dry=dry)
+                profile.apply(update)
+                if touch_activity:
+                    profile.last_activity = utc_now()
+                if not dry:
+                    profile.updates += 1
+                    self._profiles_updated += 1
+                if want_states:
+                    states.append(profile.to_talon())
+        return states
+
+    def _profile_for(self, integration_id: str, *, dry: bool) -> Profile:
+        """The stored profile (created if missing), or a throwaway copy when dry."""
+        profile = self._profiles.get(integration_id)
+        if profile is not None:
+            return profile.copy() if dry else profile
+        now = utc_now()
+        profile = Profile(self._next_id, integration_id, created=now, last_activity=now)
+        if not dry:
+            self._profiles[integration_id] = profile
+            self._next_id += 1
+        return profile
+
+    def record(self, request: Request, body: Any, status: int, profile_count: int) -> None:
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "query": dict(request.query),
+            "body": body,
+            "status": status,
+            "profiles": profile_count,
+            "at": utc_now(),
+        }
+        with self._lock:
+            self._log.append(entry)
+            self._request_count += 1
+            self._by_status[status] += 1
+
+    def profiles_json(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {key: profile.to_control() for key, profile in self._profiles.items()}
+
+    def profile_json(self, integration_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            profile = self._profiles.get(integration_id)
+            return None if profile is None else profile.to_control()
+
+    def requests_json(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._log)
+
+    def stats_json(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": self._request_count,
+                "by_status": {
+                    str(status): count for status, count in sorted(self._by_status.items())
+                },
+                "profiles_updated": self._profiles_updated,
+            }
