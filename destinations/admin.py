@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString
 from destinations.models import AttributeMapping, DeliveryAttempt, Destination, InboundEvent
 from destinations.services import delivery
 
-SECRET_HELP = "Write-only: the stored value is never shown. Leave empty to keep it."
+WRITE_ONLY_HELP = "Write-only: the stored value is never shown. Leave empty to keep it."
 
 
 class DestinationForm(forms.ModelForm):
@@ -23,19 +23,28 @@ class DestinationForm(forms.ModelForm):
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=SECRET_HELP,
+        help_text=WRITE_ONLY_HELP,
     )
     shared_secret = forms.CharField(
         label="Segment shared secret",
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=SECRET_HELP + " Set the same value in Segment's Webhooks destination.",
+        help_text=WRITE_ONLY_HELP + " Set the same value in Segment's Webhooks destination.",
     )
 
     class Meta:
         model = Destination
-        fields = "__all__"
+        fields = [
+            "name",
+            "slug",
+            "enabled",
+            "base_url",
+            "api_key",
+            "run_rule_engine",
+            "forward_engage",
+            "shared_secret",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -145,7 +154,13 @@ def _pretty(value: Any) -> SafeString:
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdmin):
     list_display = [
-        "received_at", "destination", "type", "user_id", "status", "attempts", "reason_short",
+        "received_at",
+        "destination",
+        "type",
+        "user_id",
+        "status",
+        "attempts",
+        "reason_short",
     ]
     list_filter = ["status", "type", "destination"]
     search_fields = ["user_id", "message_id"]
@@ -153,9 +168,22 @@ class InboundEventAdmin(ReadOnlyAdmin):
     actions = ["redeliver"]
     list_select_related = ["destination"]
     fields = [
-        "destination", "message_id", "type", "user_id", "timestamp", "received_at", "status",
-        "reason", "attempts", "queued_at", "next_attempt_at", "delivered_at", "attributes_pretty",
-        "notes_pretty", "payload_pretty", "attempt_links",
+        "destination",
+        "message_id",
+        "type",
+        "user_id",
+        "timestamp",
+        "received_at",
+        "status",
+        "reason",
+        "attempts",
+        "queued_at",
+        "next_attempt_at",
+        "delivered_at",
+        "attributes_pretty",
+        "notes_pretty",
+        "payload_pretty",
+        "attempt_links",
     ]
     readonly_fields = fields
 
@@ -184,7 +212,9 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         # The link from an attempt to its source events.
-        return lookup == "delivery_attempts__id__exact" or super().lookup_allowed(lookup, value, request)
+        return lookup == "delivery_attempts__id__exact" or super().lookup_allowed(
+            lookup, value, request
+        )
 
     def has_redeliver_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("destinations.redeliver_inboundevent")
@@ -198,7 +228,12 @@ class InboundEventAdmin(ReadOnlyAdmin):
 @admin.register(DeliveryAttempt)
 class DeliveryAttemptAdmin(ReadOnlyAdmin):
     list_display = [
-        "created_at", "destination", "profiles", "response_status", "outcome", "duration_ms",
+        "created_at",
+        "destination",
+        "profiles",
+        "response_status",
+        "outcome",
+        "duration_ms",
         "attempt_number",
     ]
     list_filter = ["outcome", "response_status", "destination"]
@@ -206,9 +241,21 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["destination"]
     fields = [
-        "created_at", "destination", "integration_id", "profile_count", "method", "url",
-        "attempt_number", "outcome", "response_status", "duration_ms", "error",
-        "request_pretty", "response_body", "task_id", "event_links",
+        "created_at",
+        "destination",
+        "integration_id",
+        "profile_count",
+        "method",
+        "url",
+        "attempt_number",
+        "outcome",
+        "response_status",
+        "duration_ms",
+        "error",
+        "request_pretty",
+        "response_body",
+        "task_id",
+        "event_links",
     ]
     readonly_fields = fields
 
@@ -227,4 +274,6 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
     @admin.display(description="source events")
     def event_links(self, obj: DeliveryAttempt) -> SafeString:
         url = reverse("admin:destinations_inboundevent_changelist")
-        return format_html('<a href="{}?delivery_attempts__id__exact={}">see events</a>', url, obj.pk)
+        return format_html(
+            '<a href="{}?delivery_attempts__id__exact={}">see events</a>', url, obj.pk
+        )

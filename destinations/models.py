@@ -75,14 +75,19 @@ class Destination(models.Model):
 class AttributeMapping(models.Model):
     """A trait (after flattening) forwarded to the Talon.One attribute of the same name."""
 
-    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="attributes")
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="attributes"
+    )
     name = models.CharField(
         max_length=255,
         validators=[validate_attribute_name],
-        help_text="Exact, case-sensitive trait name after flattening (address.city → address_city).",
+        help_text="Exact, case-sensitive trait name after flattening "
+        "(address.city → address_city).",
     )
     type = models.CharField(
-        max_length=20, choices=[(t.value, t.value) for t in AttributeType], default=AttributeType.STRING
+        max_length=20,
+        choices=[(t.value, t.value) for t in AttributeType],
+        default=AttributeType.STRING,
     )
 
     class Meta:
@@ -115,7 +120,9 @@ class InboundEvent(models.Model):
     type = models.CharField(max_length=20)
     user_id = models.CharField("userId (integrationId)", max_length=1000, blank=True)
     payload = models.JSONField()
-    timestamp = models.DateTimeField(help_text="When it happened, from the event (Segment's clock).")
+    timestamp = models.DateTimeField(
+        help_text="When it happened, from the event (Segment's clock)."
+    )
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     attributes = models.JSONField(default=dict, help_text="The mapped Talon.One attributes.")
     notes = models.JSONField(default=list, help_text="Why traits were dropped or changed.")
@@ -193,6 +200,9 @@ class ProfileState(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return self.integration_id
+
 
 class DeliveryLease(models.Model):
     """Who flushes a destination now: one flusher at a time, so no profile has two
@@ -203,3 +213,6 @@ class DeliveryLease(models.Model):
     )
     holder = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"{self.holder or 'free'} until {self.expires_at}"

@@ -123,7 +123,13 @@ class TalonOneClient:
             # Transport failures are retryable. The message names the kind of
             # failure only: requests' own text may quote the URL and headers.
             return Result(
-                "PUT", url, body, Outcome.RETRY, None, "", _transport_error(exc),
+                "PUT",
+                url,
+                body,
+                Outcome.RETRY,
+                None,
+                "",
+                _transport_error(exc),
                 _elapsed_ms(started),
             )
         return Result(

@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 
 _root = Path(__file__).resolve().parent.parent
-os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production-use-0123456789")
+os.environ.setdefault(
+    "DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production-use-0123456789"
+)
 # A fixed, valid Fernet key: tests only.
 os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "dGVzdHMtb25seS1rZXktMDEyMzQ1Njc4OWFiY2RlZjA=")
 os.environ.setdefault("TALON_HTTP_ALLOWED_HOSTS", "127.0.0.1,localhost")

@@ -2,7 +2,12 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, RawPostDataException
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -49,11 +54,15 @@ class SegmentIngestView(APIView):
         if destination is None:
             raise Http404
         if _declared_length(request) > settings.INGEST_MAX_REQUEST_BYTES:
-            return _error(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large.")
+            return _error(
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large."
+            )
         try:
             body = request.body
         except (RequestDataTooBig, RawPostDataException):
-            return _error(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large.")
+            return _error(
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large."
+            )
         if not ingest.authenticate(destination, body, request.headers):
             return _error(
                 status.HTTP_401_UNAUTHORIZED,
@@ -68,7 +77,11 @@ class SegmentIngestView(APIView):
             return _error(status.HTTP_400_BAD_REQUEST, str(exc))
         summary = ingest.ingest(destination, events)
         return Response(
-            {"accepted": summary.accepted, "skipped": summary.skipped, "duplicates": summary.duplicates}
+            {
+                "accepted": summary.accepted,
+                "skipped": summary.skipped,
+                "duplicates": summary.duplicates,
+            }
         )
 
 

@@ -61,7 +61,9 @@ def nudge(destination_id: int) -> None:
     try:
         celery_app.send_task(FLUSH_TASK, args=[destination_id])
     except Exception:  # the broker is down: the sweeper will find the work in the database
-        logger.warning("Could not queue a flush of destination %s; the sweeper will", destination_id)
+        logger.warning(
+            "Could not queue a flush of destination %s; the sweeper will", destination_id
+        )
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> timedelta:
@@ -166,9 +168,7 @@ def _delivered_timestamps(
     )
 
 
-def _coalesce(
-    events: list[InboundEvent], delivered: dict[str, dict[str, str]]
-) -> list[Entry]:
+def _coalesce(events: list[InboundEvent], delivered: dict[str, dict[str, str]]) -> list[Entry]:
     """Events in Segment-timestamp order; per attribute the newest wins, and a
     value older than one already delivered is left out."""
     entries: dict[str, Entry] = {}
@@ -265,9 +265,7 @@ class _Sender:
                 reason=f"retrying: {result.summary()}",
             )
 
-    def _record(
-        self, entries: list[Entry], result: Result, outcome: str, note: str = ""
-    ) -> None:
+    def _record(self, entries: list[Entry], result: Result, outcome: str, note: str = "") -> None:
         attempt = DeliveryAttempt.objects.create(
             destination=self.destination,
             integration_id=entries[0].integration_id if len(entries) == 1 else "",
@@ -293,9 +291,9 @@ class _Sender:
         )
 
     def _renew_lease(self) -> None:
-        DeliveryLease.objects.filter(
-            destination_id=self.destination.pk, holder=self.holder
-        ).update(expires_at=timezone.now() + lease_ttl())
+        DeliveryLease.objects.filter(destination_id=self.destination.pk, holder=self.holder).update(
+            expires_at=timezone.now() + lease_ttl()
+        )
 
 
 def _pointed_entry(group: list[Entry], result: Result) -> Entry | None:
@@ -357,12 +355,16 @@ def redeliver(events: Iterable[InboundEvent]) -> int:
     """Queue failed (or any chosen) identify events again, as new."""
     ids = [e.pk for e in events if e.type == "identify" and e.user_id and e.attributes]
     now = timezone.now()
-    count = InboundEvent.objects.filter(pk__in=ids).exclude(status=Status.PENDING).update(
-        status=Status.PENDING,
-        attempts=0,
-        queued_at=now,
-        next_attempt_at=now,
-        reason="redelivery requested",
+    count = (
+        InboundEvent.objects.filter(pk__in=ids)
+        .exclude(status=Status.PENDING)
+        .update(
+            status=Status.PENDING,
+            attempts=0,
+            queued_at=now,
+            next_attempt_at=now,
+            reason="redelivery requested",
+        )
     )
     destination_ids = set(
         InboundEvent.objects.filter(pk__in=ids).values_list("destination_id", flat=True)

@@ -27,7 +27,9 @@ def upsert_destination(
     if attributes is not None:
         names = [name.lower() for name, _ in attributes]
         if len(set(names)) != len(names):
-            raise ValidationError("An attribute is listed twice (names may not differ only in case).")
+            raise ValidationError(
+                "An attribute is listed twice (names may not differ only in case)."
+            )
     destination = Destination.objects.filter(slug=slug).first() or Destination(slug=slug)
     created = destination.pk is None
     destination.name = name

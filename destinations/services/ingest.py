@@ -114,8 +114,9 @@ def ingest(destination: Destination, events: list[dict[str, Any]]) -> IngestSumm
         rows.setdefault(row.message_id, row)
     with transaction.atomic():
         known = set(
-            InboundEvent.objects.filter(destination=destination, message_id__in=list(rows))
-            .values_list("message_id", flat=True)
+            InboundEvent.objects.filter(
+                destination=destination, message_id__in=list(rows)
+            ).values_list("message_id", flat=True)
         )
         new = [row for message_id, row in rows.items() if message_id not in known]
         # ignore_conflicts: a concurrent request with the same messageId already
@@ -170,8 +171,9 @@ def _build_row(
 def _validate_event(event: Any, where: str, single: bool) -> None:
     if not isinstance(event, dict):
         raise InvalidPayload(
-            "The body must be a Segment event object, an array of events, or "
-            '{"batch": [...]}.' if single else f"{where} is not a JSON object."
+            'The body must be a Segment event object, an array of events, or {"batch": [...]}.'
+            if single
+            else f"{where} is not a JSON object."
         )
     if not single and len(json.dumps(event)) > settings.INGEST_MAX_EVENT_BYTES:
         raise PayloadTooLarge(f"{where} is larger than {settings.INGEST_MAX_EVENT_BYTES} bytes.")

@@ -42,7 +42,9 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         verb = "Created" if created else "Updated"
-        self.stdout.write(f"{verb} destination {destination.slug} ({destination.attributes.count()} attributes)")
+        self.stdout.write(
+            f"{verb} destination {destination.slug} ({destination.attributes.count()} attributes)"
+        )
 
 
 def _parse_attribute(value: str) -> tuple[str, str]:

@@ -17,12 +17,14 @@ DEMO_ATTRIBUTES = [
     ("address_city", "string"),
     ("createdAt", "time"),
 ]
-DEMO_SECRET = "demo-shared-secret"
+DEMO_SECRET = "demo-shared-secret"  # noqa: S105 (the local demo's, printed on purpose)
 DEMO_API_KEY = "sandbox-api-key"
 
 
 class Command(BaseCommand):
-    help = "Create the demo admin user and a destination pointed at the local sandbox (for make run)."
+    help = (
+        "Create the demo admin user and a destination pointed at the local sandbox (for make run)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--web-url", default="http://127.0.0.1:8000")
@@ -32,7 +34,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
         if not user_model.objects.filter(username="admin").exists():
-            user_model.objects.create_superuser("admin", "admin@example.com", options["admin_password"])
+            user_model.objects.create_superuser(
+                "admin", "admin@example.com", options["admin_password"]
+            )
         destination, _ = upsert_destination(
             slug="demo",
             name="Demo (local Talon.One sandbox)",
@@ -67,7 +71,9 @@ Ingest URL: {ingest_url}   (shared secret: {DEMO_SECRET})
 Sandbox:    {options["sandbox_url"]}/sandbox/profiles
 
 Send a signed identify:
-  curl -sS -X POST '{ingest_url}' -H 'Content-Type: application/json' -H 'X-Signature: {signature}' --data '{body}'
+  curl -sS -X POST '{ingest_url}' -H 'Content-Type: application/json' \\
+    -H 'X-Signature: {signature}' \\
+    --data '{body}'
 
 Then see the profile:
   curl -sS {options["sandbox_url"]}/sandbox/profiles/demo-user-1

@@ -1,0 +1,249 @@
+import base64
+import json
+
+import pytest
+
+from destinations.models import InboundEvent
+from tests.conftest import SECRET, identify, sign
+
+pytestmark = pytest.mark.django_db
+
+Status = InboundEvent.Status
+
+
+@pytest.fixture
+def destination(make_destination):
+    return make_destination()
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    """These tests stop at the database: record nudges instead of queueing tasks."""
+    nudged: list[int] = []
+    monkeypatch.setattr("destinations.services.delivery.nudge", nudged.append)
+    return nudged
+
+
+def test_signed_identify_is_stored_mapped_and_queued(destination, post_events, no_broker):
+    event = identify(traits={"email": "a@b.c", "plan": "gold", "address": {"city": "Berlin"}})
+
+    with_commit = post_events("acme", event)
+
+    assert with_commit.status_code == 200
+    assert with_commit.json() == {"accepted": 1, "skipped": 0, "duplicates": 0}
+    row = InboundEvent.objects.get()
+    assert row.status == Status.PENDING
+    assert row.user_id == "user-1"
+    assert row.attributes == {"email": "a@b.c", "plan": "gold", "address_city": "Berlin"}
+    assert row.payload == event
+
+
+def test_queued_event_nudges_the_flush_after_commit(
+    destination, post_events, no_broker, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        post_events("acme", identify())
+    assert no_broker == [destination.pk]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Signature": "0" * 40},
+        {"X-Signature": sign(b"another body")},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic " + base64.b64encode(b"wrong:").decode()},
+        {"Authorization": "Basic !!!not-base64"},
+    ],
+    ids=["missing", "zeros", "other-body", "bearer-wrong", "basic-wrong", "basic-garbage"],
+)
+def test_missing_or_wrong_signature_is_401_and_stores_nothing(destination, post_events, headers):
+    response = post_events("acme", identify(), secret=None, headers=headers)
+
+    assert response.status_code == 401
+    assert "signature" in response.json()["detail"]
+    assert not InboundEvent.objects.exists()
+
+
+def test_signature_by_another_secret_is_401(destination, post_events):
+    assert post_events("acme", identify(), secret="not-the-secret").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer " + SECRET, "Basic " + base64.b64encode(f"{SECRET}:".encode()).decode()],
+    ids=["bearer", "basic"],
+)
+def test_secret_in_authorization_header_is_accepted(destination, post_events, authorization):
+    response = post_events(
+        "acme", identify(), secret=None, headers={"Authorization": authorization}
+    )
+    assert response.status_code == 200
+
+
+def test_destination_without_secret_refuses_events(make_destination, post_events):
+    make_destination(slug="open", shared_secret="")
+    assert post_events("open", identify(), secret="").status_code == 401
+
+
+def test_unknown_slug_is_404(destination, post_events):
+    assert post_events("nope", identify()).status_code == 404
+
+
+def test_disabled_destination_is_404(make_destination, post_events):
+    make_destination(enabled=False)
+    assert post_events("acme", identify()).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid UTF-8"),
+        (b'{"type": "identify", "userId": "u", "traits": {"x": NaN}}', "NaN"),
+        (b"42", "must be a Segment event object"),
+        (b'"identify"', "must be a Segment event object"),
+        (b"[]", "no events"),
+        (b'{"batch": {}}', '"batch" must be an array'),
+        (b'{"userId": "u"}', 'has no "type"'),
+        (b"[1]", "Event 0 is not a JSON object"),
+        (b'{"type": "identify", "userId": 42}', '"userId" must be a string'),
+        (b'{"type": "identify", "messageId": ["x"]}', '"messageId" must be a string'),
+        (b'{"type": "identify", "userId": "u", "traits": []}', '"traits" must be an object'),
+        (b'{"type": "identify", "userId": "u", "timestamp": "yesterday"}', "ISO 8601"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"type": "identify", "n": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    ],
+    ids=[
+        "malformed",
+        "utf8",
+        "nan",
+        "number",
+        "string",
+        "empty-array",
+        "batch-object",
+        "no-type",
+        "array-of-numbers",
+        "userid-number",
+        "messageid-list",
+        "traits-list",
+        "bad-timestamp",
+        "deep",
+        "huge-int",
+    ],
+)
+def test_bad_body_is_400_with_a_message_that_says_why(destination, post_events, raw, message):
+    response = post_events("acme", raw)
+
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+    assert not InboundEvent.objects.exists()
+
+
+def test_request_over_500_kb_is_413(destination, post_events):
+    event = identify(traits={"email": "x" * (501 * 1024)})
+    assert post_events("acme", event).status_code == 413
+
+
+def test_event_over_32_kb_in_a_batch_is_413(destination, post_events):
+    big = identify(message_id="big", traits={"email": "x" * (33 * 1024)})
+    response = post_events("acme", [identify(), big])
+    assert response.status_code == 413
+    assert "Event 1" in response.json()["detail"]
+
+
+def test_duplicate_message_id_is_acknowledged_and_not_queued_again(destination, post_events):
+    assert post_events("acme", identify()).json()["accepted"] == 1
+
+    again = post_events("acme", identify())
+
+    assert again.status_code == 200
+    assert again.json() == {"accepted": 0, "skipped": 0, "duplicates": 1}
+    assert InboundEvent.objects.count() == 1
+
+
+def test_same_message_id_for_two_destinations_is_two_events(make_destination, post_events):
+    make_destination("one")
+    make_destination("two")
+    post_events("one", identify())
+    post_events("two", identify())
+    assert InboundEvent.objects.count() == 2
+
+
+def test_duplicates_within_one_batch_count_once(destination, post_events):
+    response = post_events("acme", [identify(), identify()])
+    assert response.json() == {"accepted": 1, "skipped": 0, "duplicates": 1}
+
+
+def test_event_without_message_id_dedupes_on_content(destination, post_events):
+    event = identify()
+    del event["messageId"]
+    post_events("acme", event)
+    assert post_events("acme", event).json()["duplicates"] == 1
+
+
+def test_anonymous_identify_is_recorded_as_skipped(destination, post_events):
+    event = identify(user_id=None, anonymousId="anon-1")
+
+    response = post_events("acme", event)
+
+    assert response.json() == {"accepted": 0, "skipped": 1, "duplicates": 0}
+    row = InboundEvent.objects.get()
+    assert row.status == Status.SKIPPED
+    assert "only logged-in users are supported" in row.reason
+
+
+@pytest.mark.parametrize("event_type", ["track", "page", "screen", "group", "alias", "delete"])
+def test_other_event_types_are_recorded_as_skipped(destination, post_events, event_type):
+    response = post_events("acme", identify(type=event_type))
+
+    assert response.json()["skipped"] == 1
+    row = InboundEvent.objects.get()
+    assert row.status == Status.SKIPPED
+    assert row.type == event_type
+    assert f"{event_type} events are not delivered" in row.reason
+
+
+def test_identify_with_nothing_to_send_is_skipped_with_the_reason(destination, post_events):
+    post_events("acme", identify(traits={"favouriteColour": "green"}))
+
+    row = InboundEvent.objects.get()
+    assert row.status == Status.SKIPPED
+    assert "nothing sent" in row.reason
+    assert row.notes == [{"attribute": "favouriteColour", "reason": "not listed; not sent"}]
+
+
+@pytest.mark.parametrize(
+    "wrap", [lambda events: events, lambda events: {"batch": events}], ids=["array", "batch"]
+)
+def test_batches_are_accepted(destination, post_events, wrap):
+    events = [identify(message_id="a"), identify(message_id="b", type="track")]
+
+    response = post_events("acme", wrap(events))
+
+    assert response.json() == {"accepted": 1, "skipped": 1, "duplicates": 0}
+
+
+def test_naive_timestamp_is_taken_as_utc_and_missing_one_as_now(destination, post_events):
+    post_events(
+        "acme",
+        [
+            identify(message_id="a", timestamp="2026-03-01T10:00:00"),
+            {k: v for k, v in identify(message_id="b").items() if k != "timestamp"},
+        ],
+    )
+    first, second = InboundEvent.objects.order_by("message_id")
+    assert first.timestamp.isoformat() == "2026-03-01T10:00:00+00:00"
+    assert (
+        second.timestamp == second.received_at
+        or abs((second.timestamp - second.received_at).total_seconds()) < 5
+    )
+
+
+def test_ingest_schema_is_published(client):
+    response = client.get("/api/schema/?format=json")
+
+    assert response.status_code == 200
+    operation = json.loads(response.content)["paths"]["/api/v1/segment/{slug}/"]["post"]
+    assert set(operation["responses"]) == {"200", "400", "401", "404", "413"}

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from destinations.models import AttributeMapping, Destination
+from talon_sandbox.client import SandboxClient
+from talon_sandbox.server import SandboxServer, running_sandbox
+
+SECRET = "segment-shared-secret"
+API_KEY = "sandbox-api-key"
+CATALOGUE = {
+    "email": "string",
+    "firstName": "string",
+    "plan": "string",
+    "age": "number",
+    "vip": "boolean",
+    "address_city": "string",
+    "createdAt": "time",
+    "order_completed_last_30days": "boolean",
+    "lifetime_value": "number",
+}
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+
+
+def identify(user_id: str | None = "user-1", message_id: str = "m-1", **fields: Any) -> dict:
+    event: dict[str, Any] = {
+        "type": "identify",
+        "messageId": message_id,
+        "timestamp": "2026-01-01T12:00:00Z",
+        "traits": {"email": "ada@example.com", "plan": "gold"},
+    }
+    if user_id is not None:
+        event["userId"] = user_id
+    event.update(fields)
+    return event
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    with running_sandbox(attributes=CATALOGUE) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> SandboxClient:
+    client = SandboxClient(sandbox_server.url)
+    client.reset(attributes=CATALOGUE, api_keys=[API_KEY])
+    return client
+
+
+@pytest.fixture
+def make_destination(sandbox_server: SandboxServer) -> Callable[..., Destination]:
+    def make(
+        slug: str = "acme",
+        attributes: tuple[str, ...] | list[tuple[str, str]] = ("email", "plan", "address_city"),
+        **fields: Any,
+    ) -> Destination:
+        values = {
+            "name": slug.title(),
+            "base_url": sandbox_server.url,
+            "api_key": API_KEY,
+            "shared_secret": SECRET,
+        }
+        values.update(fields)
+        destination = Destination.objects.create(slug=slug, **values)
+        for attribute in attributes:
+            name, type_ = attribute if isinstance(attribute, tuple) else (attribute, "string")
+            AttributeMapping.objects.create(destination=destination, name=name, type=type_)
+        return destination
+
+    return make
+
+
+@pytest.fixture
+def post_events(client: Client) -> Callable[..., Any]:
+    """POST a body (object, list, raw bytes) to a destination, signed unless told otherwise."""
+
+    def post(
+        slug: str, body: Any, *, secret: str | None = SECRET, headers: dict | None = None
+    ) -> Any:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        extra = dict(headers or {})
+        if secret is not None:
+            extra.setdefault("X-Signature", sign(raw, secret))
+        return client.post(
+            f"/api/v1/segment/{slug}/", raw, content_type="application/json", headers=extra
+        )
+
+    return post

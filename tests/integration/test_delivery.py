@@ -1,0 +1,319 @@
+"""The delivery service against the sandbox over real HTTP (no broker: flush is called directly)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from destinations.models import DeliveryAttempt, InboundEvent
+from destinations.services import delivery
+from tests.conftest import API_KEY, identify
+
+pytestmark = pytest.mark.django_db
+
+Status = InboundEvent.Status
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
+
+
+@pytest.fixture
+def destination(make_destination):
+    return make_destination(attributes=["email", "plan", ("age", "number"), "address_city"])
+
+
+def send(post_events, *events, slug="acme"):
+    response = post_events(slug, list(events))
+    assert response.status_code == 200, response.content
+
+
+def make_all_due():
+    InboundEvent.objects.filter(status=Status.PENDING).update(next_attempt_at=timezone.now())
+
+
+def statuses():
+    return dict(InboundEvent.objects.values_list("message_id", "status"))
+
+
+def test_pending_events_reach_talon_one_in_one_bulk_request(destination, post_events, sandbox):
+    send(
+        post_events,
+        identify("u1", "m1", traits={"email": "a@x.io", "age": 36}),
+        identify("u2", "m2", traits={"plan": "silver", "address": {"city": "Oslo"}}),
+    )
+
+    delivery.flush(destination.pk)
+
+    assert sandbox.profiles() == {
+        "u1": {
+            "attributes": {"email": "a@x.io", "age": 36},
+            "updates": 1,
+            "audiences": [],
+            "created": sandbox.profiles()["u1"]["created"],
+        },
+        "u2": {
+            "attributes": {"plan": "silver", "address_city": "Oslo"},
+            "updates": 1,
+            "audiences": [],
+            "created": sandbox.profiles()["u2"]["created"],
+        },
+    }
+    assert statuses() == {"m1": Status.DELIVERED, "m2": Status.DELIVERED}
+    [request] = sandbox.requests_log()
+    assert request["path"] == "/v2/customer_profiles"
+    assert request["profiles"] == 2
+
+
+def test_every_attempt_is_audited_without_the_api_key(destination, post_events, sandbox):
+    send(post_events, identify("u1", "m1"))
+
+    delivery.flush(destination.pk)
+
+    attempt = DeliveryAttempt.objects.get()
+    assert attempt.outcome == DeliveryAttempt.Outcome.SUCCESS
+    assert attempt.response_status == 204
+    assert attempt.method == "PUT"
+    assert attempt.url == f"{destination.base_url}/v2/customer_profiles?silent=yes"
+    assert attempt.request_body == {
+        "customerProfiles": [
+            {"integrationId": "u1", "attributes": {"email": "ada@example.com", "plan": "gold"}}
+        ]
+    }
+    assert attempt.attempt_number == 1
+    assert list(attempt.events.values_list("message_id", flat=True)) == ["m1"]
+    audit_text = repr(list(DeliveryAttempt.objects.values()))
+    assert API_KEY not in audit_text
+
+
+def test_events_of_one_profile_coalesce_newest_timestamp_wins(destination, post_events, sandbox):
+    send(
+        post_events,
+        identify("u1", "new", timestamp="2026-01-02T00:00:00Z", traits={"plan": "gold"}),
+        identify(
+            "u1",
+            "old",
+            timestamp="2026-01-01T00:00:00Z",
+            traits={"plan": "bronze", "email": "old@x.io"},
+        ),
+    )
+
+    delivery.flush(destination.pk)
+
+    assert sandbox.profile("u1")["attributes"] == {"plan": "gold", "email": "old@x.io"}
+    assert sandbox.profile("u1")["updates"] == 1
+    assert statuses() == {"new": Status.DELIVERED, "old": Status.DELIVERED}
+
+
+def test_a_late_event_never_overwrites_a_newer_delivered_value(destination, post_events, sandbox):
+    send(
+        post_events,
+        identify("u1", "new", timestamp="2026-01-02T00:00:00Z", traits={"plan": "gold"}),
+    )
+    delivery.flush(destination.pk)
+
+    send(
+        post_events,
+        identify(
+            "u1",
+            "late",
+            timestamp="2026-01-01T00:00:00Z",
+            traits={"plan": "bronze", "email": "e@x.io"},
+        ),
+    )
+    delivery.flush(destination.pk)
+
+    assert sandbox.profile("u1")["attributes"] == {"plan": "gold", "email": "e@x.io"}
+    late = InboundEvent.objects.get(message_id="late")
+    assert late.status == Status.DELIVERED
+    assert "newer value was already delivered for plan" in late.reason
+
+
+def test_a_late_event_with_only_stale_values_sends_nothing(destination, post_events, sandbox):
+    send(post_events, identify("u1", "new", timestamp="2026-01-02T00:00:00Z"))
+    delivery.flush(destination.pk)
+    send(post_events, identify("u1", "late", timestamp="2026-01-01T00:00:00Z"))
+
+    delivery.flush(destination.pk)
+
+    assert len(sandbox.requests_log()) == 1
+    late = InboundEvent.objects.get(message_id="late")
+    assert late.status == Status.SKIPPED
+    assert "older than a value already delivered" in late.reason
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [
+        ({"down": True}, "Talon.One answered 503"),
+        ({"error_rate": {"500": 1.0}}, "Talon.One answered 500"),
+        ({"error_rate": {"409": 1.0}}, "avoid parallel requests"),
+        ({"error_rate": {"429": 1.0}}, "Talon.One answered 429"),
+    ],
+    ids=["down", "500", "409", "429"],
+)
+def test_retryable_answers_reschedule_then_deliver(
+    destination, post_events, sandbox, faults, reason
+):
+    send(post_events, identify("u1", "m1"))
+    sandbox.set_faults(**faults)
+
+    delivery.flush(destination.pk)
+
+    event = InboundEvent.objects.get()
+    assert event.status == Status.PENDING
+    assert event.next_attempt_at > timezone.now()
+    assert reason in event.reason
+    assert DeliveryAttempt.objects.get().outcome == DeliveryAttempt.Outcome.RETRY
+
+    sandbox.set_faults(down=False, error_rate={})
+    make_all_due()
+    delivery.flush(destination.pk)
+
+    assert InboundEvent.objects.get().status == Status.DELIVERED
+    assert InboundEvent.objects.get().attempts == 2
+    assert sandbox.profile("u1")["attributes"] == {"email": "ada@example.com", "plan": "gold"}
+
+
+def test_connection_refused_is_retried(make_destination, post_events):
+    destination = make_destination(base_url="http://127.0.0.1:9")
+    send(post_events, identify("u1", "m1"))
+
+    delivery.flush(destination.pk)
+
+    event = InboundEvent.objects.get()
+    assert event.status == Status.PENDING
+    assert "Could not connect to Talon.One" in event.reason
+    assert DeliveryAttempt.objects.get().error == "Could not connect to Talon.One"
+
+
+def test_retry_after_is_honoured(destination, post_events, sandbox):
+    send(post_events, identify("u1", "m1"))
+    sandbox.set_faults(error_rate={"429": 1.0}, retry_after=300)
+
+    delivery.flush(destination.pk)
+
+    wait = InboundEvent.objects.get().next_attempt_at - timezone.now()
+    assert wait > timedelta(seconds=290)
+
+
+def test_backoff_grows_exponentially_with_jitter(settings):
+    settings.DELIVERY_BACKOFF_BASE_SECONDS = 2
+    settings.DELIVERY_BACKOFF_MAX_SECONDS = 60
+    for attempt, ceiling in [(1, 2), (2, 4), (3, 8), (10, 60)]:
+        seconds = delivery.backoff(attempt).total_seconds()
+        assert ceiling / 2 <= seconds <= ceiling
+
+
+def test_retries_end_as_a_failure_after_the_maximum_age(destination, post_events, sandbox):
+    send(post_events, identify("u1", "m1"))
+    InboundEvent.objects.update(queued_at=timezone.now() - timedelta(days=2))
+    sandbox.set_faults(down=True)
+
+    delivery.flush(destination.pk)
+
+    event = InboundEvent.objects.get()
+    assert event.status == Status.FAILED
+    assert event.reason.startswith("gave up after 1 day")
+    assert "503" in event.reason
+
+
+def test_one_rejected_profile_fails_alone_and_the_rest_of_the_bulk_arrives(
+    destination, post_events, sandbox
+):
+    send(post_events, *[identify(f"u{i}", f"m{i}") for i in range(5)])
+    sandbox.set_faults(reject_profiles=["u3"])
+
+    delivery.flush(destination.pk)
+
+    assert sorted(sandbox.profiles()) == ["u0", "u1", "u2", "u4"]
+    assert statuses()["m3"] == Status.FAILED
+    assert "Talon.One answered 400" in InboundEvent.objects.get(message_id="m3").reason
+    assert {s for m, s in statuses().items() if m != "m3"} == {Status.DELIVERED}
+
+
+def test_unknown_attribute_in_talon_one_fails_with_the_reason(
+    make_destination, post_events, sandbox
+):
+    destination = make_destination(attributes=["email", "notInTalon"])
+    send(post_events, identify("u1", "m1", traits={"email": "a@x.io", "notInTalon": "x"}))
+
+    delivery.flush(destination.pk)
+
+    event = InboundEvent.objects.get()
+    assert event.status == Status.FAILED
+    assert "400" in event.reason
+    assert sandbox.profiles() == {}
+
+
+def test_wrong_api_key_fails_with_the_reason(make_destination, post_events, sandbox):
+    destination = make_destination(api_key="not-the-key")
+    send(post_events, identify("u1", "m1"))
+
+    delivery.flush(destination.pk)
+
+    event = InboundEvent.objects.get()
+    assert event.status == Status.FAILED
+    assert event.reason.startswith("Talon.One answered 401")
+
+
+def test_rule_engine_sends_one_request_per_profile(make_destination, post_events, sandbox):
+    destination = make_destination(run_rule_engine=True)
+    send(post_events, identify("u 1/é", "m1"), identify("u2", "m2"))
+
+    delivery.flush(destination.pk)
+
+    requests = sandbox.requests_log()
+    assert [r["path"] for r in requests] == [
+        "/v2/customer_profiles/u%201%2F%C3%A9",
+        "/v2/customer_profiles/u2",
+    ]
+    assert all(r["query"] == {"runRuleEngine": "true"} for r in requests)
+    assert sandbox.profile("u 1/é")["attributes"] == {"email": "ada@example.com", "plan": "gold"}
+    assert DeliveryAttempt.objects.filter(integration_id="u2").exists()
+
+
+def test_a_held_lease_keeps_a_second_flusher_out(destination, post_events, sandbox):
+    send(post_events, identify("u1", "m1"))
+    assert delivery._acquire_lease(destination.pk, "someone-else")
+
+    assert delivery.flush(destination.pk) is None
+    assert sandbox.requests_log() == []
+
+
+def test_flush_reports_when_work_is_next_due(destination, post_events, sandbox):
+    send(post_events, identify("u1", "m1"))
+    sandbox.set_faults(down=True)
+
+    due = delivery.flush(destination.pk)
+
+    assert due == InboundEvent.objects.get().next_attempt_at
+    sandbox.set_faults(down=False)
+    make_all_due()
+    assert delivery.flush(destination.pk) is None
+
+
+def test_disabled_destination_holds_its_events(destination, post_events, sandbox):
+    send(post_events, identify("u1", "m1"))
+    destination.enabled = False
+    destination.save()
+
+    delivery.flush(destination.pk)
+
+    assert sandbox.requests_log() == []
+    assert InboundEvent.objects.get().status == Status.PENDING
+
+
+def test_redeliver_requeues_failed_events(make_destination, post_events, sandbox):
+    destination = make_destination(api_key="not-the-key")
+    send(post_events, identify("u1", "m1"))
+    delivery.flush(destination.pk)
+    destination.api_key = API_KEY
+    destination.save()
+
+    assert delivery.redeliver(InboundEvent.objects.all()) == 1
+    delivery.flush(destination.pk)
+
+    assert InboundEvent.objects.get().status == Status.DELIVERED
+    assert sandbox.profile("u1") is not None
