@@ -43,6 +43,7 @@ class DestinationForm(forms.ModelForm):
             "api_key",
             "run_rule_engine",
             "forward_engage",
+            "max_requests_per_second",
             "shared_secret",
         ]
 
@@ -98,7 +99,18 @@ class DestinationAdmin(admin.ModelAdmin):
     readonly_fields = ["ingest_path", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "enabled", "ingest_path"]}),
-        ("Talon.One", {"fields": ["base_url", "api_key", "run_rule_engine", "forward_engage"]}),
+        (
+            "Talon.One",
+            {
+                "fields": [
+                    "base_url",
+                    "api_key",
+                    "run_rule_engine",
+                    "forward_engage",
+                    "max_requests_per_second",
+                ]
+            },
+        ),
         ("Segment", {"fields": ["shared_secret"]}),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]

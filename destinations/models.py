@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -61,6 +62,12 @@ class Destination(models.Model):
         "Forward Engage traits",
         default=True,
         help_text="Forward Engage audiences and computed traits without listing them below.",
+    )
+    max_requests_per_second = models.PositiveIntegerField(
+        default=50,
+        validators=[MinValueValidator(1)],
+        help_text="Requests per second to Talon.One, shared by all workers "
+        "(Talon.One's Segment proxy allows 60).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

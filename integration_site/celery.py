@@ -11,7 +11,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # The filesystem broker (no REDIS_URL) needs its folders before the first message.
-for _folder in ("data_folder_in", "processed_folder"):
+for _folder in ("data_folder_in", "processed_folder", "control_folder"):
     _path = app.conf.broker_transport_options.get(_folder)
     if _path:
         os.makedirs(_path, exist_ok=True)
