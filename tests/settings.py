@@ -17,11 +17,15 @@ os.environ.setdefault("TALON_HTTP_ALLOWED_HOSTS", "127.0.0.1,localhost")
 os.environ.setdefault("VAR_DIR", str(_root / "var" / "test"))
 os.environ.setdefault("CELERY_QUEUE", f"tests-{os.getpid()}")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 
 from integration_site.settings import *  # noqa: E402, F403
 from integration_site.settings import DATABASES, VAR_DIR  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# One test database per run, so runs side by side do not clobber each other.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: worker processes in end-to-end tests share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_talon_segment_{os.getpid()}"}

@@ -47,8 +47,13 @@ ALL_STALE_REASON = "nothing sent: every attribute is older than a value already 
 
 
 def lease_ttl() -> timedelta:
-    # Longer than the slowest single request, so a live flusher never loses it.
-    return timedelta(seconds=settings.TALON_CONNECT_TIMEOUT + settings.TALON_READ_TIMEOUT + 30)
+    # Longer than the slowest single request, so a live flusher never loses it;
+    # also how long a destination waits when its flusher died mid-request.
+    return timedelta(
+        seconds=settings.TALON_CONNECT_TIMEOUT
+        + settings.TALON_READ_TIMEOUT
+        + settings.DELIVERY_LEASE_MARGIN_SECONDS
+    )
 
 
 def nudge(destination_id: int) -> None:
@@ -102,13 +107,13 @@ def flush(destination_id: int, task_id: str = "") -> datetime | None:
     Returns when pending work is next due (a time in the past means now),
     or None when nothing is pending or another flusher holds the lease.
     """
+    destination = Destination.objects.filter(pk=destination_id, enabled=True).first()
+    if destination is None:  # deleted or disabled since the task was queued
+        return None
     holder = f"{task_id or 'direct'}:{uuid.uuid4().hex[:8]}"
     if not _acquire_lease(destination_id, holder):
         return None
     try:
-        destination = Destination.objects.get(pk=destination_id)
-        if not destination.enabled:
-            return None
         sender = _Sender(destination, task_id, holder)
         deadline = time.monotonic() + settings.DELIVERY_FLUSH_SECONDS
         while time.monotonic() < deadline:
@@ -116,6 +121,9 @@ def flush(destination_id: int, task_id: str = "") -> datetime | None:
             if not entries:
                 break
             sender.send(entries)
+        # Keep the lease until the rate limit allows the next request, so the
+        # next flusher (maybe on another worker) cannot send too early.
+        sender.wait_for_rate_limit()
     finally:
         DeliveryLease.objects.filter(destination_id=destination_id, holder=holder).update(
             holder="", expires_at=None
@@ -195,6 +203,16 @@ class _Sender:
         self.task_id = task_id
         self.holder = holder
         self.client = TalonOneClient(destination.base_url, destination.api_key)
+        self.interval = 1.0 / destination.max_requests_per_second
+        self.last_request = 0.0
+
+    def wait_for_rate_limit(self) -> None:
+        """Space requests by the destination's rate limit. Only the lease holder
+        sends, so this spacing holds for all workers together."""
+        wait = self.last_request + self.interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self.last_request = time.monotonic()
 
     def send(self, entries: list[Entry]) -> None:
         sendable = []
@@ -206,6 +224,7 @@ class _Sender:
         if self.destination.run_rule_engine:
             for entry in sendable:
                 self._renew_lease()
+                self.wait_for_rate_limit()
                 result = self.client.update_profile(
                     entry.integration_id, entry.attributes, run_rule_engine=True
                 )
@@ -220,6 +239,7 @@ class _Sender:
             if not group:
                 continue
             self._renew_lease()
+            self.wait_for_rate_limit()
             result = self.client.update_profiles({e.integration_id: e.attributes for e in group})
             if result.outcome is Outcome.PERMANENT and result.status == 400 and len(group) > 1:
                 # Talon.One rejects a whole bulk request for one bad profile:

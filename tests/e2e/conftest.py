@@ -5,6 +5,7 @@ sandbox as its own process, and pytest-django's live server for ingest."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+import requests
 from django.db import connection
 
 from talon_sandbox.client import SandboxClient
@@ -73,7 +76,7 @@ class Process:
         if self.popen and self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
             try:
-                self.popen.wait(timeout=20)
+                self.popen.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
@@ -84,6 +87,7 @@ class Process:
 
 @pytest.fixture
 def process_env(transactional_db: None) -> dict[str, str]:
+    """The environment of every child process; a test may change it before starting one."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -91,6 +95,10 @@ def process_env(transactional_db: None) -> dict[str, str]:
         "DELIVERY_SWEEP_SECONDS": "1",
         "DELIVERY_BACKOFF_BASE_SECONDS": "0.5",
         "DELIVERY_BACKOFF_MAX_SECONDS": "2",
+        # A dead flusher's lease expires in seconds, not a minute.
+        "TALON_CONNECT_TIMEOUT": "1",
+        "TALON_READ_TIMEOUT": "3",
+        "DELIVERY_LEASE_MARGIN_SECONDS": "2",
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -107,29 +115,87 @@ def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[P
             print(f"----- {process.name} -----\n{process.output()}")
 
 
-@pytest.fixture
-def worker(processes: list[Process], process_env: dict[str, str], tmp_path: Path) -> Process:
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "integration_site",
-        "worker",
-        "--beat",
-        "--schedule",
-        str(tmp_path / "beat-schedule"),
-        "--concurrency",
-        "2",
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
-    process = Process("worker", args, tmp_path, process_env).start()
+WORKER_ARGS = [
+    "-m", "celery", "-A", "integration_site", "worker", "--beat", "--concurrency", "2",
+    "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+]  # fmt: skip
+
+
+def worker_process(processes: list[Process], env: dict[str, str], log_dir: Path) -> Process:
+    """A Celery worker with beat (the sweeper), not started."""
+    args = [sys.executable, *WORKER_ARGS, "--schedule", str(log_dir / "beat-schedule")]
+    process = Process("worker", args, log_dir, env)
     processes.append(process)
     return process
+
+
+@pytest.fixture
+def worker(processes: list[Process], process_env: dict[str, str], tmp_path: Path) -> Process:
+    return worker_process(processes, process_env, tmp_path).start()
+
+
+def start_web(processes: list[Process], env: dict[str, str], log_dir: Path) -> str:
+    """gunicorn serving the project, as in production; returns its URL."""
+    port = free_port()
+    args = [
+        sys.executable, "-m", "gunicorn", "integration_site.wsgi",
+        "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+    ]  # fmt: skip
+    processes.append(Process("web", args, log_dir, env).start())
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _answers(url + "/healthz"), timeout=30)
+    return url
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class RedisServer:
+    """A private redis-server that a test may restart (it keeps nothing on disk)."""
+
+    def __init__(self, processes: list[Process], log_dir: Path, env: dict[str, str]):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        args = [
+            shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        ]  # fmt: skip
+        self.process = Process("redis", args, log_dir, env)
+        processes.append(self.process)
+
+    def start(self) -> None:
+        self.process.start()
+        wait_for(self._ping, timeout=15)
+
+    def restart_empty(self) -> None:
+        self.process.stop(signal.SIGKILL)
+        self.start()
+        assert self.keys() == []
+
+    def keys(self) -> list[bytes]:
+        return redis.Redis.from_url(self.url).keys("*")
+
+    def _ping(self) -> bool:
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+
+@pytest.fixture
+def private_redis(
+    processes: list[Process], process_env: dict[str, str], tmp_path: Path
+) -> RedisServer:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: the broker-loss test needs its own Redis")
+    server = RedisServer(processes, tmp_path, process_env)
+    server.start()
+    process_env["REDIS_URL"] = server.url
+    return server
 
 
 @pytest.fixture

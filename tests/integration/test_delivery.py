@@ -1,8 +1,11 @@
 """The delivery service against the sandbox over real HTTP (no broker: flush is called directly)."""
 
+import io
+import time
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent
@@ -317,3 +320,35 @@ def test_redeliver_requeues_failed_events(make_destination, post_events, sandbox
 
     assert InboundEvent.objects.get().status == Status.DELIVERED
     assert sandbox.profile("u1") is not None
+
+
+def test_requests_are_spaced_by_the_destination_rate_limit(make_destination, post_events, sandbox):
+    destination = make_destination(run_rule_engine=True, max_requests_per_second=10)
+    send(post_events, *[identify(f"u{i}", f"m{i}") for i in range(4)])
+
+    started = time.monotonic()
+    delivery.flush(destination.pk)
+
+    # Four requests at 10/s: three full intervals between them at least.
+    assert time.monotonic() - started >= 0.3
+    assert len(sandbox.requests_log()) == 4
+
+
+def test_redeliver_command_requeues_failed_events_of_a_destination(
+    make_destination, post_events, sandbox
+):
+    destination = make_destination(api_key="not-the-key")
+    send(post_events, identify("u1", "m1"))
+    delivery.flush(destination.pk)
+    destination.api_key = API_KEY
+    destination.save()
+    out = io.StringIO()
+
+    call_command("redeliver", "--destination", "acme", "--dry-run", stdout=out)
+    assert "1 event(s) would be queued again" in out.getvalue()
+    assert InboundEvent.objects.get().status == Status.FAILED
+
+    call_command("redeliver", "--destination", "acme", stdout=out)
+    assert InboundEvent.objects.get().status == Status.PENDING
+    delivery.flush(destination.pk)
+    assert InboundEvent.objects.get().status == Status.DELIVERED
