@@ -194,6 +194,9 @@ DELIVERY_MAX_AGE = timedelta(seconds=env.int("DELIVERY_MAX_AGE_SECONDS", default
 DELIVERY_BACKOFF_BASE_SECONDS = env.float("DELIVERY_BACKOFF_BASE_SECONDS", default=2.0)
 DELIVERY_BACKOFF_MAX_SECONDS = env.float("DELIVERY_BACKOFF_MAX_SECONDS", default=600.0)
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=1000)
+# Added to the request timeouts to make a flusher's lease: how long a destination
+# waits before another worker takes over from a flusher that died.
+DELIVERY_LEASE_MARGIN_SECONDS = env.float("DELIVERY_LEASE_MARGIN_SECONDS", default=30.0)
 # A flush hands the worker back after this long, so destinations take turns.
 DELIVERY_FLUSH_SECONDS = env.float("DELIVERY_FLUSH_SECONDS", default=60.0)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=30)
