@@ -295,4 +295,5 @@ class SandboxState:
                     str(status): count for status, count in sorted(self._by_status.items())
                 },
                 "profiles_updated": self._profiles_updated,
+                "profiles": len(self._profiles),
             }

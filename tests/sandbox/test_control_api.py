@@ -59,6 +59,7 @@ def test_request_log_and_stats(api: TalonApi, sandbox: SandboxClient) -> None:
         "requests": 4,
         "by_status": {"200": 1, "204": 2, "400": 1},
         "profiles_updated": 3,
+        "profiles": 3,
     }
 
 
@@ -77,7 +78,12 @@ def test_reset_keeps_configuration_unless_told(api: TalonApi, sandbox: SandboxCl
     sandbox.reset()
     assert sandbox.profiles() == {}
     assert sandbox.requests_log() == []
-    assert sandbox.stats() == {"requests": 0, "by_status": {}, "profiles_updated": 0}
+    assert sandbox.stats() == {
+        "requests": 0,
+        "by_status": {},
+        "profiles_updated": 0,
+        "profiles": 0,
+    }
     assert sandbox.attributes() == ATTRIBUTES
     assert api.authping().status_code == 204
 
