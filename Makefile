@@ -42,3 +42,6 @@ check-deploy: install
 
 clean:
 	rm -rf var staticfiles .pytest_cache .ruff_cache
+
+bench: install
+	$(BIN)/python bench/burst.py --profiles $(or $(PROFILES),100000)
