@@ -247,3 +247,21 @@ def test_ingest_schema_is_published(client):
     assert response.status_code == 200
     operation = json.loads(response.content)["paths"]["/api/v1/segment/{slug}/"]["post"]
     assert set(operation["responses"]) == {"200", "400", "401", "404", "413"}
+
+
+def test_engage_traits_pass_through_unless_the_destination_turns_it_off(
+    make_destination, post_events
+):
+    make_destination("on")
+    make_destination("off", forward_engage=False)
+    audience = identify(
+        traits={"email": "a@b.c", "vip_shoppers": False},
+        context={"personas": {"computation_class": "audience", "computation_key": "vip_shoppers"}},
+    )
+
+    post_events("on", audience)
+    post_events("off", audience)
+
+    on, off = (InboundEvent.objects.get(destination__slug=slug) for slug in ("on", "off"))
+    assert on.attributes == {"email": "a@b.c", "vip_shoppers": False}
+    assert off.attributes == {"email": "a@b.c"}

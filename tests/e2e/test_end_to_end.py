@@ -89,3 +89,42 @@ def test_update_arrives_after_retries_when_talon_one_is_down_at_first(
     assert profile["attributes"] == EXPECTED
     wait_for(lambda: InboundEvent.objects.get().status == InboundEvent.Status.DELIVERED)
     assert DeliveryAttempt.objects.filter(error="Could not connect to Talon.One").exists()
+
+
+def test_one_bad_value_is_dropped_with_its_reason_and_the_rest_arrives_typed(
+    live_server, make_destination, sandbox_process, worker
+):
+    make_destination(
+        attributes=[("email", "string"), ("age", "number"), ("vip", "boolean"),
+                    ("createdAt", "time"), ("lifetime_value", "number")],
+        base_url=sandbox_process.url,
+    )  # fmt: skip
+    sandbox = start_sandbox(sandbox_process)
+    event = identify(
+        "typed-1",
+        "typed-1",
+        traits={
+            "email": "ada@example.com",
+            "age": "thirty-six",  # cannot be a number
+            "vip": "TRUE",
+            "createdAt": 1700000000,
+            "lifetime_value": "149.90",
+        },
+    )
+
+    assert post_signed(live_server, "acme", event).status_code == 200
+
+    profile = wait_for(lambda: sandbox.profile("typed-1"))
+    assert profile["attributes"] == {
+        "email": "ada@example.com",
+        "vip": True,
+        "createdAt": "2023-11-14T22:13:20Z",
+        "lifetime_value": 149.9,
+    }
+    stored = InboundEvent.objects.get()
+    assert stored.notes == [
+        {
+            "attribute": "age",
+            "reason": "cannot be sent as number: the string is not a decimal number; dropped",
+        }
+    ]
