@@ -1,36 +1,78 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.views.decorators.debug import sensitive_post_parameters
 
 from destinations.models import AttributeMapping, DeliveryAttempt, Destination, InboundEvent
-from destinations.services import delivery
+from destinations.services import delivery, secrets
 
 WRITE_ONLY_HELP = "Write-only: the stored value is never shown. Leave empty to keep it."
+MANAGE_CONNECTION = "destinations.manage_connection"
+UNSIGNED_WARNING = (
+    "This destination accepts unsigned events: anyone who knows its ingest URL can "
+    "change customer profiles. Set a shared secret."
+)
+KEEP_PREVIOUS_CHOICES = [
+    (0, "no time: refuse it at once"),
+    (1, "1 hour"),
+    (4, "4 hours"),
+    (24, "24 hours"),
+    (72, "3 days"),
+    (168, "7 days"),
+]
+
+
+def manages_connection(request: HttpRequest) -> bool:
+    """Operators see and change base URLs, keys and secrets; marketers do not."""
+    return request.user.has_perm(MANAGE_CONNECTION)
+
+
+def _write_only(label: str, help_text: str = WRITE_ONLY_HELP) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=help_text,
+    )
 
 
 class DestinationForm(forms.ModelForm):
-    api_key = forms.CharField(
-        label="Integration API key",
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=WRITE_ONLY_HELP,
+    """For users who manage the connection. The secrets are plain form fields,
+    never filled from the instance: clean() hands them to the secrets service,
+    which keeps the replaced Segment secret for the rotation window."""
+
+    api_key = _write_only("Integration API key")
+    shared_secret = _write_only(
+        "Segment shared secret",
+        WRITE_ONLY_HELP + " Set the same value in Segment's Webhooks destination.",
     )
-    shared_secret = forms.CharField(
-        label="Segment shared secret",
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=WRITE_ONLY_HELP + " Set the same value in Segment's Webhooks destination.",
+    keep_previous_secret_for = forms.TypedChoiceField(
+        label="When replacing the secret, keep accepting the old one for",
+        choices=KEEP_PREVIOUS_CHOICES,
+        coerce=int,
+        initial=24,
+        help_text="Covers events Segment signs with the old secret until you change it there, "
+        "and Segment's retries (up to 4 hours). The old secret stops working by itself then.",
+    )
+    end_rotation = forms.BooleanField(
+        label="Stop accepting the previous secret now", required=False
     )
 
     class Meta:
@@ -40,27 +82,48 @@ class DestinationForm(forms.ModelForm):
             "slug",
             "enabled",
             "base_url",
-            "api_key",
             "run_rule_engine",
             "forward_engage",
             "max_requests_per_second",
-            "shared_secret",
+            "accept_unsigned",
         ]
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        # Never send stored secrets to the browser, not even in the form's initial data.
-        self.initial.pop("api_key", None)
-        self.initial.pop("shared_secret", None)
+        # Declared above as plain fields. Excluded too, because the admin builds
+        # its form from the fieldsets, which name them: otherwise the form would
+        # load them from the instance (initial data) and write them back.
+        exclude = ["api_key", "shared_secret"]  # noqa: DJ006 (fields is set as well)
+        help_texts = {
+            "accept_unsigned": "Anyone who knows the ingest URL can then change customer "
+            "profiles. Ticking this removes the shared secret."
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        for name in ("api_key", "shared_secret"):
-            if not cleaned.get(name):
-                stored = getattr(self.instance, name, "") if self.instance.pk else ""
-                if not stored:
-                    self.add_error(name, "Required.")
-                cleaned[name] = stored
+        destination = self.instance  # still as stored: the form does not set the secrets
+        if cleaned.get("api_key"):
+            destination.api_key = cleaned["api_key"]
+        elif not destination.api_key:
+            self.add_error("api_key", "Required.")
+        new_secret = cleaned.get("shared_secret", "")
+        if cleaned.get("accept_unsigned"):
+            if new_secret:
+                self.add_error(
+                    "shared_secret",
+                    "Leave this empty to accept unsigned events, or untick that box.",
+                )
+            secrets.clear_shared_secret(destination)
+            return cleaned
+        secrets.set_shared_secret(
+            destination,
+            new_secret,
+            keep_previous_for=timedelta(hours=cleaned.get("keep_previous_secret_for") or 0),
+            now=timezone.now(),
+        )
+        if cleaned.get("end_rotation"):
+            secrets.end_rotation(destination)
+        if not destination.shared_secret:
+            self.add_error(
+                "shared_secret", "Required, unless the destination accepts unsigned events."
+            )
         return cleaned
 
 
@@ -92,13 +155,22 @@ class AttributeMappingInline(admin.TabularInline):
 class DestinationAdmin(admin.ModelAdmin):
     form = DestinationForm
     inlines = [AttributeMappingInline]
-    list_display = ["name", "slug", "enabled", "base_url", "pending", "failed", "ingest_path"]
+    list_display = [
+        "name",
+        "slug",
+        "enabled",
+        "base_url",
+        "ingest_auth_short",
+        "pending",
+        "failed",
+        "ingest_path",
+    ]
     list_filter = ["enabled"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["ingest_path", "created_at", "updated_at"]
+    readonly_fields = ["ingest_path", "ingest_auth", "created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "enabled", "ingest_path"]}),
+        (None, {"fields": ["name", "slug", "enabled", "ingest_path", "ingest_auth"]}),
         (
             "Talon.One",
             {
@@ -111,8 +183,36 @@ class DestinationAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Segment", {"fields": ["shared_secret"]}),
+        (
+            "Segment",
+            {
+                "fields": [
+                    "shared_secret",
+                    "keep_previous_secret_for",
+                    "end_rotation",
+                    "accept_unsigned",
+                ]
+            },
+        ),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+    # Users without manage_connection (marketers): no URL, key or secret, and
+    # every field read-only but the one that decides which traits are forwarded.
+    marketer_fieldsets = [
+        (None, {"fields": ["name", "slug", "enabled", "ingest_path", "ingest_auth"]}),
+        (
+            "Talon.One",
+            {"fields": ["run_rule_engine", "forward_engage", "max_requests_per_second"]},
+        ),
+        ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+    marketer_readonly_fields = [
+        "name",
+        "slug",
+        "enabled",
+        "run_rule_engine",
+        "max_requests_per_second",
+        *readonly_fields,
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Destination]:
@@ -124,6 +224,57 @@ class DestinationAdmin(admin.ModelAdmin):
                 failed_count=Count("events", filter=Q(events__status=InboundEvent.Status.FAILED)),
             )
         )
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        if manages_connection(request):
+            return self.list_display
+        return [name for name in self.list_display if name != "base_url"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Destination | None = None) -> Any:
+        return self.fieldsets if manages_connection(request) else self.marketer_fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Destination | None = None) -> Any:
+        if manages_connection(request):
+            return self.readonly_fields
+        return self.marketer_readonly_fields
+
+    def get_prepopulated_fields(
+        self, request: HttpRequest, obj: Destination | None = None
+    ) -> dict[str, Any]:
+        return self.prepopulated_fields if manages_connection(request) else {}
+
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: Destination | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> type[forms.ModelForm]:
+        if not manages_connection(request):
+            # A plain ModelForm: none of DestinationForm's secret fields, so a
+            # crafted POST cannot set them either.
+            kwargs["form"] = forms.ModelForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return manages_connection(request) and super().has_add_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Destination | None = None) -> bool:
+        return manages_connection(request) and super().has_delete_permission(request, obj)
+
+    @method_decorator(sensitive_post_parameters("api_key", "shared_secret"))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method == "GET" and object_id:
+            destination = self.get_object(request, object_id)
+            if destination is not None and secrets.accepts_unsigned(destination):
+                self.message_user(request, UNSIGNED_WARNING, messages.WARNING)
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="pending", ordering="pending_count")
     def pending(self, obj: Destination) -> int:
@@ -144,6 +295,27 @@ class DestinationAdmin(admin.ModelAdmin):
         if not obj.slug:
             return "-"
         return reverse("segment-ingest", kwargs={"slug": obj.slug})
+
+    @admin.display(description="Ingest authentication")
+    def ingest_auth(self, obj: Destination) -> SafeString | str:
+        if obj.pk is None:
+            return "-"
+        if secrets.accepts_unsigned(obj):
+            return format_html('<span class="errornote">⚠ {}</span>', UNSIGNED_WARNING)
+        if not obj.shared_secret:
+            return "No shared secret: every event is refused."
+        if (ends_at := secrets.rotation_ends_at(obj, timezone.now())) is not None:
+            when = date_format(timezone.localtime(ends_at), "DATETIME_FORMAT")
+            return (
+                f"Signed. The previous secret is also accepted until {when} ({settings.TIME_ZONE})."
+            )
+        return "Signed with the shared secret."
+
+    @admin.display(description="authentication")
+    def ingest_auth_short(self, obj: Destination) -> SafeString | str:
+        if secrets.accepts_unsigned(obj):
+            return format_html('<strong class="errornote">⚠ {}</strong>', "UNSIGNED")
+        return "signed" if obj.shared_secret else "refuses all"
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -239,6 +411,8 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
 @admin.register(DeliveryAttempt)
 class DeliveryAttemptAdmin(ReadOnlyAdmin):
+    """The request URL holds the destination's base URL: only operators see it whole."""
+
     list_display = [
         "created_at",
         "destination",
@@ -271,6 +445,15 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
 
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> DeliveryAttempt | None:
+        attempt = super().get_object(request, object_id, from_field)
+        if attempt is not None and not manages_connection(request):
+            # Never saved: the audit log is read-only.
+            attempt.url = _path_only(attempt.url)
+        return attempt
+
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         # The link from an event to its attempts.
         return lookup == "events__id__exact" or super().lookup_allowed(lookup, value, request)
@@ -289,3 +472,34 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
         return format_html(
             '<a href="{}?delivery_attempts__id__exact={}">see events</a>', url, obj.pk
         )
+
+
+def _path_only(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@admin.register(LogEntry)
+class LogEntryAdmin(ReadOnlyAdmin):
+    """Who changed what in the admin, and when (destinations and their attribute
+    rows included): Django records it, this makes it visible."""
+
+    list_display = ["action_time", "user", "content_type", "object_repr", "action_flag", "change"]
+    list_filter = ["action_flag", "content_type", ("user", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["object_repr", "change_message"]
+    date_hierarchy = "action_time"
+    list_select_related = ["user", "content_type"]
+    fields = [
+        "action_time",
+        "user",
+        "content_type",
+        "object_id",
+        "object_repr",
+        "action_flag",
+        "change",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="change")
+    def change(self, obj: LogEntry) -> str:
+        return obj.get_change_message()

@@ -53,6 +53,18 @@ class Destination(models.Model):
         blank=True,
         help_text="The secret set in Segment's Webhooks destination; signs every request.",
     )
+    # Rotation: the replaced secret stays valid for a while (Segment retries for
+    # up to 4 hours, and its settings change after ours), then stops by itself.
+    previous_shared_secret = EncryptedTextField("previous Segment shared secret", blank=True)
+    previous_secret_expires_at = models.DateTimeField(
+        "previous secret accepted until", null=True, blank=True
+    )
+    accept_unsigned = models.BooleanField(
+        "accept unsigned events",
+        default=False,
+        help_text="Only without a shared secret: accept events that carry no signature. "
+        "Anyone who knows the ingest URL can then change profiles.",
+    )
     run_rule_engine = models.BooleanField(
         default=False,
         help_text="Run Talon.One's rules on every profile update (slower: one request per "
@@ -74,9 +86,24 @@ class Destination(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            (
+                "manage_connection",
+                "Can see and change the Talon.One connection and the Segment secrets",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.accept_unsigned and self.shared_secret:
+            raise ValidationError(
+                {
+                    "accept_unsigned": "A destination with a shared secret checks every "
+                    "signature: clear the secret to accept unsigned events, or untick this."
+                }
+            )
 
 
 class AttributeMapping(models.Model):

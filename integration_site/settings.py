@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "destinations",
     "talon_sandbox",
 ]
@@ -52,6 +53,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the 429 response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "integration_site.urls"
@@ -86,6 +89,12 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out login before the password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -113,6 +122,21 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins
+# for a user name, that user name is locked for the cool-off (429), from any
+# address, so spreading guesses over many addresses gains nothing. Not per IP:
+# behind the TLS proxy every client has the proxy's address, and one typo-prone
+# user would lock everyone out. `manage.py axes_reset_username NAME` lifts a
+# lockout early.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+# axes.W006 warns when lockouts can be dodged by rotating the User-Agent or
+# cookies, and asks for the IP in the key; a lockout keyed on the user name
+# alone cannot be dodged that way (see above, and docs/security.md).
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 
 # Field encryption (Fernet). The first key encrypts; all keys decrypt, so a
 # new key can be put in front and the old one kept until `rotate_secrets` ran.

@@ -43,7 +43,9 @@ class SegmentIngestView(APIView):
         ],
         responses={
             200: SummarySerializer,
-            400: OpenApiResponse(ErrorSerializer, "Not JSON, or not Segment events."),
+            400: OpenApiResponse(
+                ErrorSerializer, "Not JSON, not Segment events, or values that cannot be stored."
+            ),
             401: OpenApiResponse(ErrorSerializer, "Missing or wrong signature."),
             404: OpenApiResponse(ErrorSerializer, "Unknown or disabled destination."),
             413: OpenApiResponse(ErrorSerializer, "Over Segment's size limits."),
@@ -53,16 +55,18 @@ class SegmentIngestView(APIView):
         destination = enabled_destination(slug)
         if destination is None:
             raise Http404
-        if _declared_length(request) > settings.INGEST_MAX_REQUEST_BYTES:
+        declared = _declared_length(request)
+        if declared is None:
             return _error(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large."
+                status.HTTP_400_BAD_REQUEST, "The Content-Length header is not a valid length."
             )
+        too_large = f"The request body is larger than {settings.INGEST_MAX_REQUEST_BYTES} bytes."
+        if declared > settings.INGEST_MAX_REQUEST_BYTES:
+            return _error(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, too_large)
         try:
             body = request.body
         except (RequestDataTooBig, RawPostDataException):
-            return _error(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large."
-            )
+            return _error(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, too_large)
         if not ingest.authenticate(destination, body, request.headers):
             return _error(
                 status.HTTP_401_UNAUTHORIZED,
@@ -85,11 +89,11 @@ class SegmentIngestView(APIView):
         )
 
 
-def _declared_length(request: Request) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
+def _declared_length(request: Request) -> int | None:
+    """Content-Length, 0 when absent (chunked: Django then reads no body), None when
+    it is not a length (Django itself would fail on it with a 500)."""
+    value = request.META.get("CONTENT_LENGTH") or "0"
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _error(code: int, detail: str) -> Response:

@@ -12,7 +12,9 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +23,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.views.decorators.debug import sensitive_variables
 
 from destinations.models import Destination, InboundEvent
-from destinations.services import delivery
+from destinations.services import delivery, secrets
 from destinations.services.mapping import (
     NOTHING_TO_SEND,
     AttributeRule,
@@ -32,8 +35,18 @@ from destinations.services.mapping import (
     map_identify,
 )
 
-MESSAGE_ID_MAX = 200
-USER_ID_MAX = 1000
+# The columns' sizes: longer values would fail in PostgreSQL, not with a 400.
+TYPE_MAX = InboundEvent._meta.get_field("type").max_length
+MESSAGE_ID_MAX = InboundEvent._meta.get_field("message_id").max_length
+USER_ID_MAX = InboundEvent._meta.get_field("user_id").max_length
+# Segment's Actions webhooks send at most this many events per request.
+MAX_EVENTS = 4000
+# Far deeper than any Segment event; the mapping notes traits beyond its own 32 levels.
+MAX_NESTING = 64
+# JSON numbers that every store and client here handles (PostgreSQL's bigint, float64).
+MAX_INTEGER = 2**63 - 1
+# NUL and unpaired surrogates are valid JSON escapes but cannot be stored (or encoded).
+_UNSTORABLE_RE = re.compile(r"[\x00\ud800-\udfff]")
 ANONYMOUS_REASON = "only logged-in users are supported: the event has no userId"
 
 
@@ -52,30 +65,44 @@ class IngestSummary:
     duplicates: int
 
 
+@sensitive_variables()
 def authenticate(destination: Destination, body: bytes, headers: Mapping[str, str]) -> bool:
-    """True when the request carries the destination's shared secret.
+    """True when the request carries one of the destination's accepted secrets
+    (the current one, and the previous one during a rotation).
 
     Segment's classic webhooks sign the body (X-Signature: hex HMAC-SHA1);
     senders that set headers may send the secret as Basic user name or Bearer token.
+    Without any secret, only a destination marked accept_unsigned takes events.
     """
-    secret = destination.shared_secret
-    if not secret:
-        return False
+    accepted = [secret.encode() for secret in secrets.accepted_secrets(destination, timezone.now())]
+    if not accepted:
+        return destination.accept_unsigned
+    # Compared as bytes: header values may hold any latin-1 character, which
+    # compare_digest refuses in str.
     signature = headers.get("X-Signature")
     if signature:
-        expected = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-        return hmac.compare_digest(expected, signature.strip().lower())
+        expected = [hmac.new(s, body, hashlib.sha1).hexdigest().encode() for s in accepted]
+        return _matches(expected, signature.strip().lower().encode())
     scheme, _, credentials = headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
-        return hmac.compare_digest(credentials.strip().encode(), secret.encode())
+        return _matches(accepted, credentials.strip().encode())
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(credentials.strip(), validate=True)
         except (binascii.Error, ValueError):
             return False
         user, _, _password = decoded.partition(b":")
-        return hmac.compare_digest(user, secret.encode())
+        return _matches(accepted, user)
     return False
+
+
+def _matches(candidates: list[bytes], given: bytes) -> bool:
+    # A loop, not any(<generator>): a failed generator's frame forgets its
+    # caller, and with it authenticate's sensitive_variables in error reports.
+    matched = False
+    for candidate in candidates:
+        matched |= hmac.compare_digest(candidate, given)
+    return matched
 
 
 def parse_events(body: bytes) -> list[dict[str, Any]]:
@@ -84,14 +111,23 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         raise PayloadTooLarge(
             f"The request body is larger than {settings.INGEST_MAX_REQUEST_BYTES} bytes."
         )
+    if not body:
+        raise InvalidPayload(
+            "The body is empty: send the events as JSON, with a Content-Length header."
+        )
     try:
         text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidPayload("The body is not valid UTF-8.") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload(f"The body is not valid UTF-8 (bad byte at {exc.start}).") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(
+            text, parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float
+        )
+    except _UnusableNumber as exc:
+        raise InvalidPayload(str(exc)) from None
     except (ValueError, RecursionError) as exc:
         raise InvalidPayload(f"The body is not valid JSON: {_json_error(exc)}") from None
+    _check_values(data)
     if isinstance(data, dict) and "batch" in data:
         data = data["batch"]
         if not isinstance(data, list):
@@ -99,6 +135,8 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
     events = data if isinstance(data, list) else [data]
     if not events:
         raise InvalidPayload("The body holds no events.")
+    if len(events) > MAX_EVENTS:
+        raise PayloadTooLarge(f"The request holds more than {MAX_EVENTS} events.")
     single = not isinstance(data, list)
     for index, event in enumerate(events):
         _validate_event(event, "The event" if single else f"Event {index}", single)
@@ -175,19 +213,21 @@ def _validate_event(event: Any, where: str, single: bool) -> None:
             if single
             else f"{where} is not a JSON object."
         )
-    if not single and len(json.dumps(event)) > settings.INGEST_MAX_EVENT_BYTES:
+    if _size(event) > settings.INGEST_MAX_EVENT_BYTES:
         raise PayloadTooLarge(f"{where} is larger than {settings.INGEST_MAX_EVENT_BYTES} bytes.")
     if single and "type" not in event:
         raise InvalidPayload(
             'The body is not a Segment event: it has no "type" (expected e.g. "identify").'
         )
-    _check_string(event, "type", where, required=True, max_length=50)
+    _check_string(event, "type", where, required=True, max_length=TYPE_MAX)
     _check_string(event, "messageId", where, max_length=MESSAGE_ID_MAX)
     _check_string(event, "userId", where, max_length=USER_ID_MAX)
     _check_string(event, "anonymousId", where, max_length=USER_ID_MAX)
     _check_string(event, "timestamp", where, max_length=64)
     if isinstance(event.get("timestamp"), str) and _timestamp(event) is None:
-        raise InvalidPayload(f'{where}: "timestamp" is not an ISO 8601 date and time.')
+        raise InvalidPayload(
+            f'{where}: "timestamp" is not an ISO 8601 date and time in the years 1 to 9999.'
+        )
     for key in ("traits", "context"):
         if event.get(key) is not None and not isinstance(event[key], dict):
             raise InvalidPayload(f'{where}: "{key}" must be an object.')
@@ -217,7 +257,12 @@ def _timestamp(event: dict[str, Any]) -> datetime | None:
         return None
     if parsed is None:
         return None
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+    if timezone.is_naive(parsed):
+        return timezone.make_aware(parsed, UTC)
+    try:
+        return parsed.astimezone(UTC)  # stored in UTC: an offset may push it past year 9999
+    except OverflowError:
+        return None
 
 
 def _content_id(event: dict[str, Any]) -> str:
@@ -226,8 +271,68 @@ def _content_id(event: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _size(event: dict[str, Any]) -> int:
+    """Bytes of the event as compact JSON: whitespace and escapes do not count."""
+    return len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+class _UnusableNumber(ValueError):
+    pass
+
+
 def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
+    raise _UnusableNumber(f"The body is not valid JSON: {name} is not a JSON number.")
+
+
+def _parse_int(digits: str) -> int:
+    # Checked before int(): converting thousands of digits is itself the attack.
+    if len(digits.lstrip("-")) > len(str(MAX_INTEGER)) or abs(int(digits)) > MAX_INTEGER:
+        raise _UnusableNumber(
+            f"The body is not valid JSON: an integer is too large ({len(digits)} "
+            f"characters); integers must be within ±{MAX_INTEGER}."
+        )
+    return int(digits)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise _UnusableNumber(f"The body is not valid JSON: the number {shown} is too large.")
+    return value
+
+
+def _check_values(data: Any) -> None:
+    """Nesting depth, and text that no database can store, anywhere in the body."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+            continue
+        if isinstance(value, dict):
+            for key in value:
+                _check_text(key)
+            children: Iterable[Any] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_NESTING:
+            raise InvalidPayload(f"The body is nested too deeply (over {MAX_NESTING} levels).")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _check_text(text: str) -> None:
+    match = _UNSTORABLE_RE.search(text)
+    if match is None:
+        return
+    if match.group() == "\x00":
+        raise InvalidPayload("The body holds a NUL character (\\u0000), which cannot be stored.")
+    raise InvalidPayload(
+        f"The body holds an unpaired UTF-16 surrogate (\\u{ord(match.group()):04x}): "
+        "not valid Unicode text."
+    )
 
 
 def _json_error(exc: Exception) -> str:

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.test import Client
+
+from destinations.models import Destination
+
+# Distinctive values, so that a leak is found by a plain substring search.
+API_KEY = "tk-integration-key-4f9a1c7e"
+SECRET = "seg-shared-secret-8d2b6e0f"
+OLD_SECRET = "seg-old-secret-31c5a9d4"
+BASE_URL = "https://acme-corp.europe-west1.talon.one"
+PASSWORD = "a-long-passphrase-1"
+
+roles_migration = importlib.import_module("destinations.migrations.0003_roles")
+
+
+@pytest.fixture
+def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record flush nudges instead of queueing tasks."""
+    nudged: list[int] = []
+    monkeypatch.setattr("destinations.services.delivery.nudge", nudged.append)
+    return nudged
+
+
+@pytest.fixture
+def destination(db: None) -> Destination:
+    return Destination.objects.create(
+        name="Acme", slug="acme", base_url=BASE_URL, api_key=API_KEY, shared_secret=SECRET
+    )
+
+
+@pytest.fixture
+def roles(db: None) -> None:
+    """The groups that the roles migration created. Transactional tests (e2e)
+    flush every table when they end, so put back what a flush removed."""
+    for name, permissions in roles_migration.ROLES.items():
+        group, created = Group.objects.get_or_create(name=name)
+        if created:
+            group.permissions.set(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+                for app_label, codename in permissions
+            )
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(username: str, *groups: str, **fields: Any) -> User:
+        user = User.objects.create_user(username, password=PASSWORD, is_staff=True, **fields)
+        user.groups.set(Group.objects.filter(name__in=groups))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def marketer(roles: None, make_user: Callable[..., User]) -> User:
+    return make_user("mia", "Marketer")
+
+
+@pytest.fixture
+def operator(roles: None, make_user: Callable[..., User]) -> User:
+    return make_user("otto", "Operator")
+
+
+@pytest.fixture
+def superuser(make_user: Callable[..., User]) -> User:
+    return make_user("root", is_superuser=True)
+
+
+@pytest.fixture
+def login(client: Client) -> Callable[[User], Client]:
+    def as_user(user: User) -> Client:
+        client.force_login(user)
+        return client
+
+    return as_user
+
+
+def change_form_data(response: Any) -> dict[str, Any]:
+    """The POST data of an admin change page as rendered (form, inlines, management forms)."""
+    forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        forms.append(inline.formset.management_form)
+        forms.extend(inline.formset.forms)
+    data: dict[str, Any] = {}
+    for form in forms:
+        for field in form:
+            value = field.value()
+            if value is None or value is False:
+                continue
+            data[field.html_name] = "on" if value is True else value
+    return data
