@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 import json
+import math
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +22,7 @@ from django.utils import timezone
 
 RESPONSE_BODY_LIMIT = 4000
 BULK_LIMIT = 1000  # profiles per PUT /v2/customer_profiles
+MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
 class Outcome(enum.Enum):
@@ -37,29 +40,44 @@ class Result:
     body: dict[str, Any]
     outcome: Outcome
     status: int | None
-    response_body: str
+    response_body: str  # truncated for the audit log
     error: str
     duration_ms: int
     retry_after: float | None = None
-
-    def error_pointer(self) -> str | None:
-        """Talon.One's `errors[0].source.pointer`, e.g. /customerProfiles/17/attributes/x."""
-        try:
-            errors = json.loads(self.response_body).get("errors") or []
-            return errors[0]["source"]["pointer"]
-        except (ValueError, AttributeError, LookupError, TypeError):
-            return None
+    message: str = ""
+    # Bulk request errors by profile index, read from the whole response.
+    profile_errors: dict[int, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A one-line reason for operators."""
         if self.status is None:
             return self.error
-        try:
-            message = json.loads(self.response_body).get("message", "")
-        except (ValueError, AttributeError):
-            message = ""
-        detail = f": {message}" if message else ""
+        detail = f": {self.message}" if self.message else ""
         return f"Talon.One answered {self.status}{detail}"
+
+
+def read_error(text: str) -> tuple[str, dict[int, str]]:
+    """Talon.One's error message and, for bulk requests, each failing profile's
+    details by index (from `source.pointer` = /customerProfiles/<index>/...)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "", {}
+    if not isinstance(data, dict):
+        return "", {}
+    message = data.get("message") if isinstance(data.get("message"), str) else ""
+    by_profile: dict[int, str] = {}
+    for error in data.get("errors") or []:
+        if not isinstance(error, dict) or not isinstance(error.get("source"), dict):
+            continue
+        match = _PROFILE_POINTER.match(str(error["source"].get("pointer", "")))
+        if match:
+            detail = error.get("details") or error.get("title") or message
+            by_profile.setdefault(int(match[1]), str(detail))
+    return message[:500], by_profile
+
+
+_PROFILE_POINTER = re.compile(r"^/customerProfiles/(\d+)(?:/|$)")
 
 
 def classify(status: int) -> Outcome:
@@ -72,16 +90,19 @@ def classify(status: int) -> Outcome:
 
 
 def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait, from delta-seconds or an HTTP date; at most an hour."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
-    except (TypeError, ValueError):
+        try:
+            seconds = (parsedate_to_datetime(value) - timezone.now()).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    if not math.isfinite(seconds):
         return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
 class TalonOneClient:
@@ -132,16 +153,22 @@ class TalonOneClient:
                 _transport_error(exc),
                 _elapsed_ms(started),
             )
+        outcome = classify(response.status_code)
+        message, profile_errors = (
+            ("", {}) if outcome is Outcome.SUCCESS else read_error(response.text)
+        )
         return Result(
             method="PUT",
             url=url,
             body=body,
-            outcome=classify(response.status_code),
+            outcome=outcome,
             status=response.status_code,
             response_body=response.text[:RESPONSE_BODY_LIMIT],
             error="",
             duration_ms=_elapsed_ms(started),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            message=message,
+            profile_errors=profile_errors,
         )
 
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Min, Q, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from destinations.models import (
@@ -75,7 +76,8 @@ def backoff(attempt: int, retry_after: float | None = None) -> timedelta:
     """Exponential with jitter, at least what Talon.One asked for in Retry-After."""
     ceiling = min(
         settings.DELIVERY_BACKOFF_MAX_SECONDS,
-        settings.DELIVERY_BACKOFF_BASE_SECONDS * 2 ** max(0, attempt - 1),
+        # The exponent is capped: 2**1024 is no float.
+        settings.DELIVERY_BACKOFF_BASE_SECONDS * 2 ** min(max(0, attempt - 1), 30),
     )
     seconds = random.uniform(ceiling / 2, ceiling)
     return timedelta(seconds=max(seconds, retry_after or 0))
@@ -96,9 +98,9 @@ class Entry:
     def attempt(self) -> int:
         return max(event.attempts for event in self.events)
 
-    @property
-    def first_queued(self) -> datetime:
-        return min(event.queued_at or event.received_at for event in self.events)
+
+class LeaseLost(Exception):
+    """Another flusher took over the destination: send nothing more."""
 
 
 def flush(destination_id: int, task_id: str = "") -> datetime | None:
@@ -124,6 +126,8 @@ def flush(destination_id: int, task_id: str = "") -> datetime | None:
         # Keep the lease until the rate limit allows the next request, so the
         # next flusher (maybe on another worker) cannot send too early.
         sender.wait_for_rate_limit()
+    except LeaseLost:
+        logger.warning("Flusher of destination %s lost its lease; stopped", destination_id)
     finally:
         DeliveryLease.objects.filter(destination_id=destination_id, holder=holder).update(
             holder="", expires_at=None
@@ -141,6 +145,7 @@ def claim(destination: Destination) -> list[Entry]:
     """The due profiles (at most one bulk request's worth) with all their
     pending events, coalesced. Counts the attempt before anything is sent."""
     now = timezone.now()
+    _expire(destination, now)
     due = (
         InboundEvent.objects.filter(
             destination=destination, status=Status.PENDING, next_attempt_at__lte=now
@@ -155,7 +160,9 @@ def claim(destination: Destination) -> list[Entry]:
         events = list(
             InboundEvent.objects.filter(
                 destination=destination, status=Status.PENDING, user_id__in=integration_ids
-            ).order_by("timestamp", "id")
+            )
+            .defer("payload", "notes")
+            .order_by("timestamp", "id")
         )
         InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
             attempts=F("attempts") + 1, next_attempt_at=now + lease_ttl()
@@ -164,6 +171,21 @@ def claim(destination: Destination) -> list[Entry]:
         event.attempts += 1
     delivered = _delivered_timestamps(destination, integration_ids)
     return _coalesce(events, delivered)
+
+
+def _expire(destination: Destination, now: datetime) -> None:
+    """Events tried for longer than the maximum age end as failed, whatever
+    stopped them being settled (a worker dying mid-request every time, say)."""
+    InboundEvent.objects.filter(
+        destination=destination,
+        status=Status.PENDING,
+        attempts__gt=0,
+        queued_at__lt=now - settings.DELIVERY_MAX_AGE,
+    ).update(
+        status=Status.FAILED,
+        next_attempt_at=None,
+        reason=Concat(Value(f"{_gave_up()}; last: "), "reason"),
+    )
 
 
 def _delivered_timestamps(
@@ -215,22 +237,17 @@ class _Sender:
         self.last_request = time.monotonic()
 
     def send(self, entries: list[Entry]) -> None:
-        sendable = []
-        for entry in entries:
-            if entry.attributes:
-                sendable.append(entry)
-            else:
-                _finish(entry.events, Status.SKIPPED, ALL_STALE_REASON)
-        if self.destination.run_rule_engine:
-            for entry in sendable:
-                self._renew_lease()
-                self.wait_for_rate_limit()
-                result = self.client.update_profile(
-                    entry.integration_id, entry.attributes, run_rule_engine=True
-                )
-                self._settle([entry], result)
-        else:
+        _finish(_events(e for e in entries if not e.attributes), Status.SKIPPED, ALL_STALE_REASON)
+        sendable = [entry for entry in entries if entry.attributes]
+        if not self.destination.run_rule_engine:
             self._send_bulk(sendable)
+            return
+        for entry in sendable:
+            self._request()
+            result = self.client.update_profile(
+                entry.integration_id, entry.attributes, run_rule_engine=True
+            )
+            self._settle([entry], result)
 
     def _send_bulk(self, entries: list[Entry]) -> None:
         queue = [entries[i : i + BULK_LIMIT] for i in range(0, len(entries), BULK_LIMIT)]
@@ -238,52 +255,80 @@ class _Sender:
             group = queue.pop()
             if not group:
                 continue
-            self._renew_lease()
-            self.wait_for_rate_limit()
+            self._request()
             result = self.client.update_profiles({e.integration_id: e.attributes for e in group})
-            if result.outcome is Outcome.PERMANENT and result.status == 400 and len(group) > 1:
-                # Talon.One rejects a whole bulk request for one bad profile:
-                # fail the one its error points at, or halve until it is alone.
-                self._record(group, result, DeliveryAttempt.Outcome.RETRY, "split and resent")
-                bad = _pointed_entry(group, result)
-                if bad is not None:
-                    self._settle([bad], result, record=False)
-                    queue.append([e for e in group if e is not bad])
-                else:
-                    half = len(group) // 2
-                    queue.extend([group[:half], group[half:]])
-                continue
-            self._settle(group, result)
+            if (
+                result.outcome is Outcome.PERMANENT
+                and result.status in (400, 413)
+                and len(group) > 1
+            ):
+                queue.extend(self._split(group, result))
+            else:
+                self._settle(group, result)
 
-    def _settle(self, entries: list[Entry], result: Result, record: bool = True) -> None:
+    def _split(self, group: list[Entry], result: Result) -> list[list[Entry]]:
+        """Talon.One rejects a whole bulk request for bad profiles: fail the ones
+        its errors point at and send the rest again, or halve when none is named."""
+        bad = {i: detail for i, detail in result.profile_errors.items() if i < len(group)}
+        if not bad:
+            self._record(group, result, DeliveryAttempt.Outcome.RETRY, "split in halves, resent")
+            half = len(group) // 2
+            return [group[:half], group[half:]]
+        self._record(
+            group, result, DeliveryAttempt.Outcome.FAILED,
+            f"{len(bad)} profile(s) rejected; the others resent",
+        )  # fmt: skip
+        by_reason: dict[str, list[Entry]] = {}
+        for index, detail in bad.items():
+            by_reason.setdefault(f"Talon.One answered {result.status}: {detail}", []).append(
+                group[index]
+            )
+        for reason, rejected in by_reason.items():
+            _finish(_events(rejected), Status.FAILED, reason)
+        return [[entry for i, entry in enumerate(group) if i not in bad]]
+
+    def _request(self) -> None:
+        """Before each request: still the holder, and within the rate limit."""
+        renewed = DeliveryLease.objects.filter(
+            destination_id=self.destination.pk, holder=self.holder
+        ).update(expires_at=timezone.now() + lease_ttl())
+        if not renewed:
+            raise LeaseLost
+        self.wait_for_rate_limit()
+
+    def _settle(self, entries: list[Entry], result: Result) -> None:
+        try:
+            self._apply(entries, result)
+        except Exception:
+            # Whatever went wrong here, the events must not stay claimed in
+            # silence: retry them (the request may have succeeded: upserts repeat safely).
+            logger.exception("Could not settle a delivery of destination %s", self.destination.pk)
+            _reschedule(
+                _events(entries),
+                timezone.now() + backoff(max(e.attempt for e in entries)),
+                f"retrying: internal error after {result.summary() or 'the request'}",
+            )
+
+    def _apply(self, entries: list[Entry], result: Result) -> None:
         now = timezone.now()
+        events = _events(entries)
         if result.outcome is Outcome.SUCCESS:
-            if record:
-                self._record(entries, result, DeliveryAttempt.Outcome.SUCCESS)
+            self._record(entries, result, DeliveryAttempt.Outcome.SUCCESS)
             _mark_delivered(self.destination, entries, now)
             return
         if result.outcome is Outcome.PERMANENT:
-            if record:
-                self._record(entries, result, DeliveryAttempt.Outcome.FAILED)
-            for entry in entries:
-                _finish(entry.events, Status.FAILED, result.summary())
+            self._record(entries, result, DeliveryAttempt.Outcome.FAILED)
+            _finish(events, Status.FAILED, result.summary())
             return
-        expired = [e for e in entries if now - e.first_queued > settings.DELIVERY_MAX_AGE]
-        retrying = [e for e in entries if e not in expired]
-        if record:
-            outcome = DeliveryAttempt.Outcome.RETRY if retrying else DeliveryAttempt.Outcome.FAILED
-            self._record(entries, result, outcome)
-        for entry in expired:
-            _finish(
-                entry.events,
-                Status.FAILED,
-                f"gave up after {settings.DELIVERY_MAX_AGE} of retries; last: {result.summary()}",
-            )
-        for entry in retrying:
-            InboundEvent.objects.filter(pk__in=[e.pk for e in entry.events]).update(
-                next_attempt_at=now + backoff(entry.attempt, result.retry_after),
-                reason=f"retrying: {result.summary()}",
-            )
+        # Each event has its own maximum age, counted from when it was queued.
+        oldest = now - settings.DELIVERY_MAX_AGE
+        expired = [e for e in events if (e.queued_at or e.received_at) < oldest]
+        retrying = [e for e in events if (e.queued_at or e.received_at) >= oldest]
+        outcome = DeliveryAttempt.Outcome.RETRY if retrying else DeliveryAttempt.Outcome.FAILED
+        self._record(entries, result, outcome)
+        _finish(expired, Status.FAILED, f"{_gave_up()}; last: {result.summary()}")
+        delay = backoff(max(e.attempt for e in entries), result.retry_after)
+        _reschedule(retrying, now + delay, f"retrying: {result.summary()}")
 
     def _record(self, entries: list[Entry], result: Result, outcome: str, note: str = "") -> None:
         attempt = DeliveryAttempt.objects.create(
@@ -303,44 +348,44 @@ class _Sender:
         )
         through = DeliveryAttempt.events.through
         through.objects.bulk_create(
-            [
-                through(deliveryattempt_id=attempt.pk, inboundevent_id=event.pk)
-                for entry in entries
-                for event in entry.events
-            ]
-        )
-
-    def _renew_lease(self) -> None:
-        DeliveryLease.objects.filter(destination_id=self.destination.pk, holder=self.holder).update(
-            expires_at=timezone.now() + lease_ttl()
+            [through(deliveryattempt_id=attempt.pk, inboundevent_id=e.pk) for e in _events(entries)]
         )
 
 
-def _pointed_entry(group: list[Entry], result: Result) -> Entry | None:
-    pointer = result.error_pointer() or ""
-    parts = pointer.strip("/").split("/")
-    if len(parts) >= 2 and parts[0] == "customerProfiles" and parts[1].isdigit():
-        index = int(parts[1])
-        if index < len(group):
-            return group[index]
-    return None
+def _gave_up() -> str:
+    return f"gave up after {settings.DELIVERY_MAX_AGE} of retries"
+
+
+def _events(entries: Iterable[Entry]) -> list[InboundEvent]:
+    return [event for entry in entries for event in entry.events]
 
 
 def _mark_delivered(destination: Destination, entries: list[Entry], now: datetime) -> None:
     with transaction.atomic():
-        events = [event for entry in entries for event in entry.events]
-        InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+        InboundEvent.objects.filter(pk__in=[e.pk for e in _events(entries)]).update(
             status=Status.DELIVERED, delivered_at=now, reason="", next_attempt_at=None
         )
+        stale: dict[str, list[int]] = {}
         for entry in entries:
             for event_id, names in entry.stale.items():
-                InboundEvent.objects.filter(pk=event_id).update(
-                    reason=STALE_REASON.format(names=", ".join(sorted(names)))
-                )
+                reason = STALE_REASON.format(names=", ".join(sorted(names)))
+                stale.setdefault(reason, []).append(event_id)
+        for reason, event_ids in stale.items():
+            InboundEvent.objects.filter(pk__in=event_ids).update(reason=reason)
+        # Read again under lock and keep the newer timestamp per attribute: the
+        # state is right even if another flusher delivered meanwhile.
+        current = dict(
+            ProfileState.objects.select_for_update()
+            .filter(destination=destination, integration_id__in=[e.integration_id for e in entries])
+            .values_list("integration_id", "attribute_timestamps")
+        )
         states = []
         for entry in entries:
-            merged = dict(entry.delivered)
-            merged.update({name: ts.isoformat() for name, ts in entry.timestamps.items()})
+            merged = dict(current.get(entry.integration_id, {}))
+            for name, timestamp in entry.timestamps.items():
+                known = merged.get(name)
+                if known is None or datetime.fromisoformat(known) <= timestamp:
+                    merged[name] = timestamp.isoformat()
             states.append(
                 ProfileState(
                     destination=destination,
@@ -357,9 +402,17 @@ def _mark_delivered(destination: Destination, entries: list[Entry], now: datetim
 
 
 def _finish(events: list[InboundEvent], status: str, reason: str) -> None:
-    InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
-        status=status, reason=reason, next_attempt_at=None
-    )
+    if events:
+        InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+            status=status, reason=reason, next_attempt_at=None
+        )
+
+
+def _reschedule(events: list[InboundEvent], when: datetime, reason: str) -> None:
+    if events:
+        InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+            next_attempt_at=when, reason=reason
+        )
 
 
 def _acquire_lease(destination_id: int, holder: str) -> bool:

@@ -1,16 +1,18 @@
 """The delivery service against the sandbox over real HTTP (no broker: flush is called directly)."""
 
 import io
+import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from destinations.models import DeliveryAttempt, InboundEvent
+from destinations.models import DeliveryAttempt, DeliveryLease, InboundEvent, ProfileState
 from destinations.services import delivery
 from tests.conftest import API_KEY, identify
+from tests.integration.scripted import scripted_talon
 
 pytestmark = pytest.mark.django_db
 
@@ -352,3 +354,141 @@ def test_redeliver_command_requeues_failed_events_of_a_destination(
     assert InboundEvent.objects.get().status == Status.PENDING
     delivery.flush(destination.pk)
     assert InboundEvent.objects.get().status == Status.DELIVERED
+
+
+def ids(body):
+    return [profile["integrationId"] for profile in body["customerProfiles"]]
+
+
+def test_every_profile_a_bulk_400_names_fails_in_one_step(destination, post_events, sandbox):
+    send(post_events, *[identify(f"u{i}", f"m{i}") for i in range(60)])
+    sandbox.set_faults(reject_profiles=[f"u{i}" for i in range(0, 60, 2)])
+
+    delivery.flush(destination.pk)
+
+    assert len(sandbox.requests_log()) == 2  # the rejected bulk, then the 30 good profiles
+    assert sorted(sandbox.profiles()) == sorted(f"u{i}" for i in range(1, 60, 2))
+    failed = InboundEvent.objects.filter(status=Status.FAILED)
+    assert failed.count() == 30
+    assert all(e.reason.startswith("Talon.One answered 400: ") for e in failed)
+    split = DeliveryAttempt.objects.get(response_status=400)
+    assert split.error == "30 profile(s) rejected; the others resent"
+
+
+@pytest.mark.parametrize("status", [400, 413])
+def test_a_bulk_rejected_without_pointers_is_halved_until_the_bad_profile_is_alone(
+    make_destination, post_events, status
+):
+    def script(body):
+        if "u5" in ids(body) or (status == 413 and len(ids(body)) > 4):
+            return status, {}, {"message": "rejected", "errors": [], "StatusCode": status}
+        return 204, {}, None
+
+    with scripted_talon(script) as (url, received):
+        destination = make_destination(base_url=url)
+        send(post_events, *[identify(f"u{i}", f"m{i}") for i in range(8)])
+        delivery.flush(destination.pk)
+
+    final = statuses()
+    assert final.pop("m5") == Status.FAILED
+    assert set(final.values()) == {Status.DELIVERED}
+    delivered = {i for body in received[1:] for i in ids(body) if i != "u5"}
+    assert delivered == {f"u{i}" for i in range(8)} - {"u5"}
+
+
+def test_an_absurd_retry_after_is_capped(make_destination, post_events):
+    with scripted_talon(lambda body: (429, {"Retry-After": "inf"}, {"message": "slow"})) as (
+        url,
+        _,
+    ):
+        destination = make_destination(base_url=url)
+        send(post_events, identify("u1", "m1"))
+        delivery.flush(destination.pk)
+
+    event = InboundEvent.objects.get()
+    assert event.status == Status.PENDING
+    assert event.next_attempt_at - timezone.now() < timedelta(hours=1, minutes=1)
+
+
+def test_backoff_of_a_very_late_attempt_does_not_overflow(settings):
+    settings.DELIVERY_BACKOFF_MAX_SECONDS = 1e308
+    assert delivery.backoff(5000) > timedelta(0)
+
+
+def test_maximum_age_is_per_event_not_per_profile(destination, post_events, sandbox):
+    send(post_events, identify("u1", "old", timestamp="2026-01-01T00:00:00Z"))
+    InboundEvent.objects.update(queued_at=timezone.now() - timedelta(days=2))
+    send(post_events, identify("u1", "new", timestamp="2026-01-02T00:00:00Z"))
+    sandbox.set_faults(down=True)
+
+    delivery.flush(destination.pk)
+
+    assert statuses() == {"old": Status.FAILED, "new": Status.PENDING}
+
+
+def test_events_tried_beyond_the_maximum_age_fail_when_next_claimed(destination, post_events):
+    send(post_events, identify("u1", "m1"))
+    InboundEvent.objects.update(
+        attempts=7, queued_at=timezone.now() - timedelta(days=2), reason="retrying: the last one"
+    )
+
+    delivery.flush(destination.pk)
+
+    event = InboundEvent.objects.get()
+    assert event.status == Status.FAILED
+    assert event.reason == "gave up after 1 day, 0:00:00 of retries; last: retrying: the last one"
+
+
+def test_an_internal_error_after_sending_retries_instead_of_leaving_events_claimed(
+    destination, post_events, sandbox, monkeypatch
+):
+    send(post_events, identify("u1", "m1"))
+
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("destinations.services.delivery._mark_delivered", broken)
+    delivery.flush(destination.pk)
+
+    event = InboundEvent.objects.get()
+    assert event.status == Status.PENDING
+    assert event.reason == "retrying: internal error after Talon.One answered 204"
+    assert event.next_attempt_at > timezone.now()
+
+
+@pytest.mark.django_db(transaction=True)  # the thief thread must see the lease row
+def test_a_flusher_that_lost_its_lease_sends_nothing_more(
+    destination, post_events, sandbox, settings
+):
+    settings.DELIVERY_BATCH_SIZE = 1
+    send(post_events, identify("u1", "m1"), identify("u2", "m2"))
+    sandbox.set_faults(latency_ms=600)
+
+    def steal():
+        time.sleep(0.3)  # while the first request is in flight
+        DeliveryLease.objects.update(holder="another-worker")
+
+    thief = threading.Thread(target=steal)
+    thief.start()
+    delivery.flush(destination.pk)
+    thief.join()
+
+    assert len(sandbox.requests_log()) == 1
+    assert sorted(statuses().values()) == [Status.DELIVERED, Status.PENDING]
+    assert DeliveryLease.objects.get().holder == "another-worker"
+
+
+def test_delivered_timestamps_keep_the_newest_per_attribute(destination):
+    newer = "2026-01-03T00:00:00+00:00"
+    ProfileState.objects.create(
+        destination=destination, integration_id="u1", attribute_timestamps={"plan": newer}
+    )
+    older = datetime(2026, 1, 2, tzinfo=UTC)
+    entry = delivery.Entry("u1", timestamps={"plan": older, "email": older})
+
+    delivery._mark_delivered(destination, [entry], timezone.now())
+
+    assert ProfileState.objects.get().attribute_timestamps == {
+        "plan": newer,
+        "email": older.isoformat(),
+    }
