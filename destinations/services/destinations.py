@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from destinations.models import AttributeMapping, Destination
+from destinations.services import secrets
+
+DEFAULT_ROTATION = timedelta(hours=24)
 
 
 @transaction.atomic
@@ -19,10 +25,14 @@ def upsert_destination(
     run_rule_engine: bool = False,
     enabled: bool = True,
     attributes: list[tuple[str, str]] | None = None,
+    keep_previous_secret_for: timedelta = DEFAULT_ROTATION,
 ) -> tuple[Destination, bool]:
     """Create or update by slug; given attributes replace the current rows.
 
-    Raises ValidationError (nothing written) when a value is invalid.
+    A changed shared secret is rotated: the replaced one stays accepted for
+    keep_previous_secret_for (Segment's settings change after ours, and it
+    retries signed events for hours). Raises ValidationError (nothing written)
+    when a value is invalid.
     """
     if attributes is not None:
         names = [name.lower() for name, _ in attributes]
@@ -35,7 +45,9 @@ def upsert_destination(
     destination.name = name
     destination.base_url = base_url
     destination.api_key = api_key
-    destination.shared_secret = shared_secret
+    secrets.set_shared_secret(
+        destination, shared_secret, keep_previous_for=keep_previous_secret_for, now=timezone.now()
+    )
     destination.run_rule_engine = run_rule_engine
     destination.enabled = enabled
     destination.full_clean()

@@ -1,7 +1,9 @@
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from destinations.models import Destination
 
@@ -76,3 +78,19 @@ def test_setup_demo_prints_a_curl_that_is_signed_for_the_demo_destination(client
     )  # fmt: skip
     assert response.status_code == 200
     assert response.json()["accepted"] == 1
+
+
+def test_a_new_shared_secret_from_the_command_line_rotates_the_old_one(client):
+    call_command("create_destination", *ARGS, stdout=io.StringIO())
+    call_command("create_destination", *ARGS[:-2], "--shared-secret", "secret-2",
+                 "--keep-previous-secret-hours", "4", stdout=io.StringIO())  # fmt: skip
+
+    destination = Destination.objects.get()
+    assert destination.shared_secret == "secret-2"
+    assert destination.previous_shared_secret == "secret-1"
+    assert destination.previous_secret_expires_at > timezone.now() + timedelta(hours=3.9)
+
+    call_command("create_destination", *ARGS[:-2], "--shared-secret", "secret-3",
+                 "--keep-previous-secret-hours", "0", stdout=io.StringIO())  # fmt: skip
+    destination.refresh_from_db()
+    assert destination.previous_shared_secret == ""

@@ -1,3 +1,4 @@
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -23,6 +24,13 @@ class Command(BaseCommand):
             help="A forwarded trait (repeatable); TYPE defaults to string. "
             "Given attributes replace the destination's list.",
         )
+        parser.add_argument(
+            "--keep-previous-secret-hours",
+            type=float,
+            default=24,
+            help="When the shared secret changes, keep accepting the old one this long "
+            "(0 ends it at once). Default: 24.",
+        )
         parser.add_argument("--run-rule-engine", action="store_true")
         parser.add_argument("--disabled", action="store_true")
 
@@ -38,6 +46,7 @@ class Command(BaseCommand):
                 run_rule_engine=options["run_rule_engine"],
                 enabled=not options["disabled"],
                 attributes=attributes or None,
+                keep_previous_secret_for=timedelta(hours=options["keep_previous_secret_hours"]),
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
