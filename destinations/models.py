@@ -168,6 +168,11 @@ class InboundEvent(models.Model):
     )
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Which ingest request stored the row: with concurrent requests for the same
+    # messageIds, each learns which rows it inserted itself. Empty on older rows.
+    request_id = models.UUIDField(
+        null=True, blank=True, editable=False, help_text="The ingest request that stored it."
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -177,6 +182,12 @@ class InboundEvent(models.Model):
         indexes = [
             models.Index(fields=["destination", "status", "next_attempt_at"], name="event_due"),
             models.Index(fields=["destination", "user_id", "status"], name="event_profile"),
+            # The sweeper's question across all destinations: which pending events are due.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="event_pending_due",
+                condition=models.Q(status="pending"),
+            ),
         ]
         permissions = [("redeliver_inboundevent", "Can redeliver events to Talon.One")]
 
@@ -199,7 +210,8 @@ class DeliveryAttempt(models.Model):
     )
     profile_count = models.PositiveIntegerField()
     method = models.CharField(max_length=10)
-    url = models.CharField(max_length=2000)
+    # Text: the path holds the integrationId percent-encoded, up to 6,000 characters.
+    url = models.TextField()
     request_body = models.JSONField()
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.TextField(blank=True)

@@ -171,6 +171,11 @@ if REDIS_URL:
         # Delivery delays live in the database, so a message never waits long
         # in Redis; an unacknowledged one comes back after this many seconds.
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+        # CELERY_BROKER_CONNECTION_TIMEOUT never reaches redis-py: without these, a
+        # Redis that accepts connections but does not answer hangs ingest's nudge.
+        # The worker is unaffected: kombu's BRPOP blocks for 1 s, well under 5 s.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
     }
 else:
     # No server needed: kombu's filesystem transport, for `make run`.

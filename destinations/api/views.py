@@ -20,7 +20,10 @@ SummarySerializer = inline_serializer(
     "IngestSummary",
     {
         "accepted": serializers.IntegerField(help_text="New events queued for Talon.One."),
-        "skipped": serializers.IntegerField(help_text="New events recorded but not delivered."),
+        "skipped": serializers.IntegerField(
+            help_text="New events recorded but not delivered, invalid events of a batch "
+            "included (each with the reason)."
+        ),
         "duplicates": serializers.IntegerField(help_text="Events whose messageId was known."),
     },
 )
@@ -44,7 +47,9 @@ class SegmentIngestView(APIView):
         responses={
             200: SummarySerializer,
             400: OpenApiResponse(
-                ErrorSerializer, "Not JSON, not Segment events, or values that cannot be stored."
+                ErrorSerializer,
+                "Not JSON, not Segment events, values that cannot be stored, or a single "
+                "event that is invalid (in a batch, an invalid event is recorded as skipped).",
             ),
             401: OpenApiResponse(ErrorSerializer, "Missing or wrong signature."),
             404: OpenApiResponse(ErrorSerializer, "Unknown or disabled destination."),

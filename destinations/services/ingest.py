@@ -3,6 +3,11 @@
 The request path does only this; everything slow happens in workers. Events
 are stored, mapped and queued in one transaction, and the flush is nudged
 after commit, so a worker never looks for an event that is not there yet.
+
+A request that is not JSON, too large, or holds values no database stores is
+refused (4xx), as is a single event that is invalid. In a batch, an invalid
+event is stored as skipped with the reason and the others go on: Segment
+never retries a 4xx, so refusing the batch would lose every event in it.
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ import hmac
 import json
 import math
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import JSONField, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
@@ -39,6 +46,10 @@ from destinations.services.mapping import (
 TYPE_MAX = InboundEvent._meta.get_field("type").max_length
 MESSAGE_ID_MAX = InboundEvent._meta.get_field("message_id").max_length
 USER_ID_MAX = InboundEvent._meta.get_field("user_id").max_length
+# userId is a key of two btree indexes (event_profile; ProfileState's unique
+# integrationId), whose entries PostgreSQL caps at 2,704 bytes: 1,000 CJK
+# characters are 3,000 bytes, so bytes are limited too.
+USER_ID_MAX_BYTES = 2000
 # Segment's Actions webhooks send at most this many events per request.
 MAX_EVENTS = 4000
 # Far deeper than any Segment event; the mapping notes traits beyond its own 32 levels.
@@ -48,6 +59,12 @@ MAX_INTEGER = 2**63 - 1
 # NUL and unpaired surrogates are valid JSON escapes but cannot be stored (or encoded).
 _UNSTORABLE_RE = re.compile(r"[\x00\ud800-\udfff]")
 ANONYMOUS_REASON = "only logged-in users are supported: the event has no userId"
+# The type stored for an invalid event whose own type is unusable.
+INVALID_TYPE = "invalid"
+# Segment's clock may run a little ahead of ours. A timestamp further ahead would
+# win every later update of its attributes (the newest timestamp wins), forever.
+CLOCK_DRIFT = timedelta(minutes=5)
+FUTURE_NOTE = {"attribute": "timestamp", "reason": "in the future; taken as the time received"}
 
 
 class InvalidPayload(Exception):
@@ -56,6 +73,35 @@ class InvalidPayload(Exception):
 
 class PayloadTooLarge(Exception):
     """Over Segment's own limits (413)."""
+
+
+@dataclass(frozen=True)
+class InvalidEvent:
+    """An event of a batch that fails validation: stored as skipped, with the reason."""
+
+    payload: Any
+    reason: str
+
+
+Event = dict[str, Any] | InvalidEvent
+
+
+@dataclass(frozen=True)
+class _Text:
+    """A string field the service reads, and what its column (and index) can hold."""
+
+    max_length: int
+    max_bytes: int | None = None
+    required: bool = False
+
+
+_TEXT_FIELDS = {
+    "type": _Text(TYPE_MAX, required=True),
+    "messageId": _Text(MESSAGE_ID_MAX),
+    "userId": _Text(USER_ID_MAX, max_bytes=USER_ID_MAX_BYTES),
+    "anonymousId": _Text(USER_ID_MAX),
+    "timestamp": _Text(64),
+}
 
 
 @dataclass(frozen=True)
@@ -105,8 +151,12 @@ def _matches(candidates: list[bytes], given: bytes) -> bool:
     return matched
 
 
-def parse_events(body: bytes) -> list[dict[str, Any]]:
-    """The events in a request body: one event, an array, or {"batch": [...]}."""
+def parse_events(body: bytes) -> list[Event]:
+    """The events in a request body: one event, an array, or {"batch": [...]}.
+
+    Raises for the request as a whole, and for a single event that is invalid;
+    an invalid event of a batch comes back as an InvalidEvent.
+    """
     if len(body) > settings.INGEST_MAX_REQUEST_BYTES:
         raise PayloadTooLarge(
             f"The request body is larger than {settings.INGEST_MAX_REQUEST_BYTES} bytes."
@@ -137,34 +187,43 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         raise InvalidPayload("The body holds no events.")
     if len(events) > MAX_EVENTS:
         raise PayloadTooLarge(f"The request holds more than {MAX_EVENTS} events.")
-    single = not isinstance(data, list)
-    for index, event in enumerate(events):
-        _validate_event(event, "The event" if single else f"Event {index}", single)
-    return events
+    if not isinstance(data, list):
+        _validate_event(data, single=True)
+        return [data]
+    return [_checked(event) for event in events]
 
 
-def ingest(destination: Destination, events: list[dict[str, Any]]) -> IngestSummary:
+def ingest(destination: Destination, events: list[Event]) -> IngestSummary:
     config = mapping_config(destination)
     now = timezone.now()
+    # Rows carry the request's id, so that reading them back tells exactly which
+    # ones this request inserted: a concurrent request with the same messageIds
+    # may have inserted them first (no check-then-insert race in the counts).
+    request_id = uuid.uuid4()
     rows: dict[str, InboundEvent] = {}
     for event in events:
-        row = _build_row(destination, event, config, now)
+        if isinstance(event, InvalidEvent):
+            row = _invalid_row(destination, event, now)
+        else:
+            row = _build_row(destination, event, config, now)
+        row.request_id = request_id
         rows.setdefault(row.message_id, row)
     with transaction.atomic():
-        known = set(
+        # ignore_conflicts: a messageId stored before (a Segment retry, or a
+        # concurrent request) is acknowledged, as Segment expects, not stored again.
+        InboundEvent.objects.bulk_create(list(rows.values()), ignore_conflicts=True)
+        inserted = list(
             InboundEvent.objects.filter(
-                destination=destination, message_id__in=list(rows)
-            ).values_list("message_id", flat=True)
+                destination=destination, message_id__in=list(rows), request_id=request_id
+            ).values_list("status", flat=True)
         )
-        new = [row for message_id, row in rows.items() if message_id not in known]
-        # ignore_conflicts: a concurrent request with the same messageId already
-        # stored it; acknowledging it again is what Segment expects.
-        InboundEvent.objects.bulk_create(new, ignore_conflicts=True)
-        accepted = sum(row.status == InboundEvent.Status.PENDING for row in new)
+        accepted = inserted.count(InboundEvent.Status.PENDING)
         if accepted:
             transaction.on_commit(lambda: delivery.nudge(destination.pk))
     return IngestSummary(
-        accepted=accepted, skipped=len(new) - accepted, duplicates=len(events) - len(new)
+        accepted=accepted,
+        skipped=len(inserted) - accepted,
+        duplicates=len(events) - len(inserted),
     )
 
 
@@ -181,13 +240,15 @@ def _build_row(
 ) -> InboundEvent:
     event_type = event["type"]
     user_id = event.get("userId") or ""
+    timestamp, time_notes = _event_time(event, now)
     row = InboundEvent(
         destination=destination,
         message_id=event.get("messageId") or _content_id(event),
         type=event_type,
         user_id=user_id,
         payload=event,
-        timestamp=_timestamp(event) or now,
+        timestamp=timestamp,
+        notes=time_notes,
         status=InboundEvent.Status.SKIPPED,
     )
     if event_type != "identify":
@@ -197,7 +258,10 @@ def _build_row(
     else:
         result = map_identify(event, config)
         row.attributes = result.attributes
-        row.notes = [{"attribute": n.attribute, "reason": n.reason} for n in result.notes]
+        row.notes = [
+            *({"attribute": n.attribute, "reason": n.reason} for n in result.notes),
+            *time_notes,
+        ]
         if result.attributes:
             row.status = InboundEvent.Status.PENDING
             row.queued_at = row.next_attempt_at = now
@@ -206,45 +270,88 @@ def _build_row(
     return row
 
 
-def _validate_event(event: Any, where: str, single: bool) -> None:
+def _invalid_row(destination: Destination, event: InvalidEvent, now: datetime) -> InboundEvent:
+    """The event as received, skipped with the reason; its own fields where usable."""
+    payload = event.payload
+    timestamp, time_notes = _event_time(payload, now)
+    return InboundEvent(
+        destination=destination,
+        message_id=_usable_text(payload, "messageId") or _content_id(payload),
+        type=_usable_text(payload, "type") or INVALID_TYPE,
+        user_id=_usable_text(payload, "userId") or "",
+        # JSON null, not SQL NULL, for an event that is null.
+        payload=Value(None, JSONField()) if payload is None else payload,
+        timestamp=timestamp,
+        notes=time_notes,
+        status=InboundEvent.Status.SKIPPED,
+        reason=event.reason,
+    )
+
+
+def _checked(event: Any) -> Event:
+    """An event of a batch, or why it cannot be used."""
+    try:
+        _validate_event(event, single=False)
+    except (InvalidPayload, PayloadTooLarge) as exc:
+        return InvalidEvent(event, str(exc))
+    return event
+
+
+def _validate_event(event: Any, *, single: bool) -> None:
     if not isinstance(event, dict):
         raise InvalidPayload(
             'The body must be a Segment event object, an array of events, or {"batch": [...]}.'
             if single
-            else f"{where} is not a JSON object."
+            else "The event is not a JSON object."
         )
     if _size(event) > settings.INGEST_MAX_EVENT_BYTES:
-        raise PayloadTooLarge(f"{where} is larger than {settings.INGEST_MAX_EVENT_BYTES} bytes.")
+        raise PayloadTooLarge(f"The event is larger than {settings.INGEST_MAX_EVENT_BYTES} bytes.")
     if single and "type" not in event:
         raise InvalidPayload(
             'The body is not a Segment event: it has no "type" (expected e.g. "identify").'
         )
-    _check_string(event, "type", where, required=True, max_length=TYPE_MAX)
-    _check_string(event, "messageId", where, max_length=MESSAGE_ID_MAX)
-    _check_string(event, "userId", where, max_length=USER_ID_MAX)
-    _check_string(event, "anonymousId", where, max_length=USER_ID_MAX)
-    _check_string(event, "timestamp", where, max_length=64)
+    for key in _TEXT_FIELDS:
+        if error := _text_error(event, key):
+            raise InvalidPayload(f"The event: {error}")
     if isinstance(event.get("timestamp"), str) and _timestamp(event) is None:
         raise InvalidPayload(
-            f'{where}: "timestamp" is not an ISO 8601 date and time in the years 1 to 9999.'
+            'The event: "timestamp" is not an ISO 8601 date and time in the years 1 to 9999.'
         )
     for key in ("traits", "context"):
         if event.get(key) is not None and not isinstance(event[key], dict):
-            raise InvalidPayload(f'{where}: "{key}" must be an object.')
+            raise InvalidPayload(f'The event: "{key}" must be an object.')
 
 
-def _check_string(
-    event: dict[str, Any], key: str, where: str, *, max_length: int, required: bool = False
-) -> None:
+def _text_error(event: dict[str, Any], key: str) -> str | None:
+    rule = _TEXT_FIELDS[key]
     value = event.get(key)
     if value is None:
-        if required:
-            raise InvalidPayload(f'{where}: "{key}" is required.')
-        return
+        return f'"{key}" is required.' if rule.required else None
     if not isinstance(value, str):
-        raise InvalidPayload(f'{where}: "{key}" must be a string.')
-    if len(value) > max_length:
-        raise InvalidPayload(f'{where}: "{key}" is longer than {max_length} characters.')
+        return f'"{key}" must be a string.'
+    if len(value) > rule.max_length:
+        return f'"{key}" is longer than {rule.max_length} characters.'
+    if rule.max_bytes is not None and len(value.encode()) > rule.max_bytes:
+        return f'"{key}" is longer than {rule.max_bytes} bytes as UTF-8.'
+    return None
+
+
+def _usable_text(payload: Any, key: str) -> str | None:
+    """A field of an invalid event, when the field itself passes its check."""
+    if not isinstance(payload, dict) or _text_error(payload, key):
+        return None
+    return payload.get(key)
+
+
+def _event_time(payload: Any, now: datetime) -> tuple[datetime, list[dict[str, str]]]:
+    """When it happened, by Segment's clock; the time received when the event does not
+    say, or says a time too far ahead (then with a note: the payload keeps the original)."""
+    timestamp = _timestamp(payload) if isinstance(payload, dict) else None
+    if timestamp is None:
+        return now, []
+    if timestamp > now + CLOCK_DRIFT:
+        return now, [dict(FUTURE_NOTE)]
+    return timestamp, []
 
 
 def _timestamp(event: dict[str, Any]) -> datetime | None:
@@ -265,8 +372,8 @@ def _timestamp(event: dict[str, Any]) -> datetime | None:
         return None
 
 
-def _content_id(event: dict[str, Any]) -> str:
-    """Events without a messageId dedupe on their content."""
+def _content_id(event: Any) -> str:
+    """Events without a (usable) messageId dedupe on their content."""
     canonical = json.dumps(event, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -1,9 +1,12 @@
 import base64
 import json
+import random
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from destinations.models import InboundEvent
+from destinations.models import InboundEvent, ProfileState
 from tests.conftest import SECRET, identify, sign
 
 pytestmark = pytest.mark.django_db
@@ -107,7 +110,6 @@ def test_disabled_destination_is_404(make_destination, post_events):
         (b"[]", "no events"),
         (b'{"batch": {}}', '"batch" must be an array'),
         (b'{"userId": "u"}', 'has no "type"'),
-        (b"[1]", "Event 0 is not a JSON object"),
         (b'{"type": "identify", "userId": 42}', '"userId" must be a string'),
         (b'{"type": "identify", "messageId": ["x"]}', '"messageId" must be a string'),
         (b'{"type": "identify", "userId": "u", "traits": []}', '"traits" must be an object'),
@@ -124,7 +126,6 @@ def test_disabled_destination_is_404(make_destination, post_events):
         "empty-array",
         "batch-object",
         "no-type",
-        "array-of-numbers",
         "userid-number",
         "messageid-list",
         "traits-list",
@@ -146,11 +147,180 @@ def test_request_over_500_kb_is_413(destination, post_events):
     assert post_events("acme", event).status_code == 413
 
 
-def test_event_over_32_kb_in_a_batch_is_413(destination, post_events):
-    big = identify(message_id="big", traits={"email": "x" * (33 * 1024)})
-    response = post_events("acme", [identify(), big])
+def test_single_event_over_32_kb_is_413(destination, post_events):
+    response = post_events("acme", identify(traits={"email": "x" * (33 * 1024)}))
     assert response.status_code == 413
-    assert "Event 1" in response.json()["detail"]
+    assert "The event is larger than 32768 bytes" in response.json()["detail"]
+    assert not InboundEvent.objects.exists()
+
+
+# --- One bad event does not cost its batch (Segment never retries a 4xx) ------
+
+CONTENT_ID = "sha256:"
+BAD_BATCH_EVENTS = {
+    "not-an-object": (1, "The event is not a JSON object", "invalid", CONTENT_ID),
+    "null": (None, "The event is not a JSON object", "invalid", CONTENT_ID),
+    "no-type": ({"userId": "u", "messageId": "bad"}, '"type" is required', "invalid", "bad"),
+    "type-number": (
+        identify(message_id="bad", type=7),
+        '"type" must be a string',
+        "invalid",
+        "bad",
+    ),
+    "type-too-long": (
+        identify(message_id="bad", type="x" * 21),
+        '"type" is longer than 20 characters',
+        "invalid",
+        "bad",
+    ),
+    "userid-number": (
+        identify(message_id="bad", userId=42),
+        '"userId" must be a string',
+        "identify",
+        "bad",
+    ),
+    "messageid-list": (
+        identify(messageId=["x"]),
+        '"messageId" must be a string',
+        "identify",
+        CONTENT_ID,
+    ),
+    "messageid-too-long": (
+        identify(messageId="m" * 201),
+        '"messageId" is longer than 200 characters',
+        "identify",
+        CONTENT_ID,
+    ),
+    "bad-timestamp": (
+        identify(message_id="bad", timestamp="yesterday"),
+        "ISO 8601",
+        "identify",
+        "bad",
+    ),
+    "traits-list": (
+        identify(message_id="bad", traits=[]),
+        '"traits" must be an object',
+        "identify",
+        "bad",
+    ),
+    "over-32-kb": (
+        identify(message_id="bad", traits={"email": "x" * (33 * 1024)}),
+        "The event is larger than 32768 bytes",
+        "identify",
+        "bad",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason", "stored_type", "stored_id"),
+    BAD_BATCH_EVENTS.values(),
+    ids=BAD_BATCH_EVENTS.keys(),
+)
+@pytest.mark.parametrize(
+    "wrap", [lambda events: events, lambda events: {"batch": events}], ids=["array", "batch"]
+)
+def test_invalid_event_in_a_batch_is_skipped_with_the_reason_and_the_rest_is_stored(
+    destination, post_events, wrap, bad, reason, stored_type, stored_id
+):
+    response = post_events("acme", wrap([identify(message_id="good"), bad]))
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"accepted": 1, "skipped": 1, "duplicates": 0}
+    assert InboundEvent.objects.get(message_id="good").status == Status.PENDING
+    row = InboundEvent.objects.exclude(message_id="good").get()
+    assert row.status == Status.SKIPPED
+    assert reason in row.reason
+    assert row.payload == bad
+    assert row.type == stored_type
+    assert row.message_id.startswith(stored_id)
+    assert not row.attributes
+
+
+def test_invalid_event_keeps_its_usable_user_id_and_timestamp(destination, post_events):
+    bad = identify(message_id="bad", traits="gold", timestamp="2026-02-01T00:00:00Z")
+
+    post_events("acme", [identify(), bad])
+
+    row = InboundEvent.objects.get(message_id="bad")
+    assert row.user_id == "user-1"
+    assert row.timestamp.isoformat() == "2026-02-01T00:00:00+00:00"
+
+
+def test_invalid_events_of_a_batch_sent_again_are_duplicates(destination, post_events):
+    batch = [identify(), 1, identify(message_id="bad", userId=5)]
+    assert post_events("acme", batch).json() == {"accepted": 1, "skipped": 2, "duplicates": 0}
+
+    again = post_events("acme", batch)
+
+    assert again.json() == {"accepted": 0, "skipped": 0, "duplicates": 3}
+    assert InboundEvent.objects.count() == 3
+
+
+def test_batch_of_only_invalid_events_is_recorded_and_nudges_nothing(
+    destination, post_events, no_broker, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_events("acme", [1, "two"])
+
+    assert response.json() == {"accepted": 0, "skipped": 2, "duplicates": 0}
+    assert no_broker == []
+
+
+# --- userId: as long as the columns and their indexes can hold ----------------
+
+
+def random_text(count: int, first: str, last: str) -> str:
+    """Characters at random: PostgreSQL compresses a repetitive index entry below its
+    size limit, real user ids it may not."""
+    rng = random.Random(count)
+    return "".join(chr(rng.randint(ord(first), ord(last))) for _ in range(count))
+
+
+CJK = ("\u4e00", "\u9fff")  # three bytes each in UTF-8
+CYRILLIC = ("\u0400", "\u04ff")  # two bytes each
+
+
+def test_user_id_over_2000_utf8_bytes_is_400(destination, post_events):
+    # 1,000 characters, 3,000 bytes: more than a PostgreSQL index entry holds.
+    response = post_events("acme", identify(user_id=random_text(1000, *CJK)))
+
+    assert response.status_code == 400
+    assert '"userId" is longer than 2000 bytes' in response.json()["detail"]
+    assert not InboundEvent.objects.exists()
+
+
+def test_user_id_over_2000_utf8_bytes_in_a_batch_is_skipped(destination, post_events):
+    long_id = identify(message_id="long", user_id=random_text(1000, *CJK))
+
+    response = post_events("acme", [identify(), long_id])
+
+    assert response.json() == {"accepted": 1, "skipped": 1, "duplicates": 0}
+    row = InboundEvent.objects.get(message_id="long")
+    assert row.user_id == ""
+    assert '"userId" is longer than 2000 bytes' in row.reason
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    [random_text(1000, *CYRILLIC), random_text(666, *CJK), "u" * 1000],
+    ids=["2000-bytes", "cjk-1998-bytes", "1000-ascii"],
+)
+def test_longest_user_ids_are_stored_indexed_and_can_be_delivered(
+    destination, post_events, user_id
+):
+    response = post_events("acme", identify(user_id=user_id))
+
+    assert response.json() == {"accepted": 1, "skipped": 0, "duplicates": 0}
+    assert InboundEvent.objects.get().user_id == user_id
+    # The delivery's per-profile state is unique per (destination, integrationId).
+    ProfileState.objects.create(destination=destination, integration_id=user_id)
+
+
+def test_user_id_over_1000_characters_is_400(destination, post_events):
+    response = post_events("acme", identify(user_id="u" * 1001))
+    assert response.status_code == 400
+    assert '"userId" is longer than 1000 characters' in response.json()["detail"]
 
 
 def test_duplicate_message_id_is_acknowledged_and_not_queued_again(destination, post_events):
@@ -161,6 +331,44 @@ def test_duplicate_message_id_is_acknowledged_and_not_queued_again(destination, 
     assert again.status_code == 200
     assert again.json() == {"accepted": 0, "skipped": 0, "duplicates": 1}
     assert InboundEvent.objects.count() == 1
+
+
+def test_message_id_stored_by_a_concurrent_request_counts_as_a_duplicate(
+    destination, post_events, monkeypatch, no_broker, django_capture_on_commit_callbacks
+):
+    """Another request stores the same messageId after this one began: the row is
+    the other request's, so this one neither counts it as accepted nor nudges."""
+    real_bulk_create = InboundEvent.objects.bulk_create
+
+    def competitor_first(rows, **options):
+        InboundEvent.objects.create(
+            destination=destination,
+            message_id="m-1",
+            type="identify",
+            user_id="user-1",
+            payload=identify(),
+            timestamp=timezone.now(),
+            status=Status.PENDING,
+        )
+        return real_bulk_create(rows, **options)
+
+    monkeypatch.setattr(InboundEvent.objects, "bulk_create", competitor_first)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_events("acme", [identify(), identify(message_id="m-2")])
+
+    assert response.json() == {"accepted": 1, "skipped": 0, "duplicates": 1}
+    assert InboundEvent.objects.count() == 2
+    assert no_broker == [destination.pk]
+
+
+def test_rows_of_one_request_share_its_request_id(destination, post_events):
+    post_events("acme", [identify(message_id="a"), identify(message_id="b", type="track")])
+    post_events("acme", identify(message_id="c"))
+
+    ids = dict(InboundEvent.objects.values_list("message_id", "request_id"))
+    assert ids["a"] == ids["b"]
+    assert ids["c"] is not None
+    assert ids["c"] != ids["a"]
 
 
 def test_same_message_id_for_two_destinations_is_two_events(make_destination, post_events):
@@ -265,3 +473,27 @@ def test_engage_traits_pass_through_unless_the_destination_turns_it_off(
     on, off = (InboundEvent.objects.get(destination__slug=slug) for slug in ("on", "off"))
     assert on.attributes == {"email": "a@b.c", "vip_shoppers": False}
     assert off.attributes == {"email": "a@b.c"}
+
+
+# --- Timestamps ahead of our clock ---------------------------------------------
+
+
+def test_far_future_timestamp_is_taken_as_the_time_received(destination, post_events):
+    post_events("acme", identify(timestamp="2999-01-01T00:00:00Z"))
+
+    row = InboundEvent.objects.get()
+    assert abs((row.timestamp - row.received_at).total_seconds()) < 5
+    assert row.payload["timestamp"] == "2999-01-01T00:00:00Z"
+    assert {"attribute": "timestamp", "reason": "in the future; taken as the time received"} in (
+        row.notes
+    )
+
+
+def test_timestamp_within_five_minutes_ahead_is_kept(destination, post_events):
+    ahead = (timezone.now() + timedelta(minutes=4)).replace(microsecond=0)
+
+    post_events("acme", identify(timestamp=ahead.isoformat()))
+
+    row = InboundEvent.objects.get()
+    assert row.timestamp == ahead
+    assert row.notes == []

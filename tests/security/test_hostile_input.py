@@ -1,10 +1,14 @@
-"""Hostile bodies get a 4xx that names the problem, never a 500, and store nothing."""
+"""Hostile bodies get a 4xx that names the problem, never a 500, and store nothing.
+
+In a batch, an event that fails on its own is stored as skipped with the reason,
+and the others proceed: Segment never retries a 4xx, so a 400 would lose them all.
+"""
 
 import json
 
 import pytest
 
-from destinations.models import InboundEvent
+from destinations.models import AttributeMapping, InboundEvent
 from tests.conftest import identify, sign
 from tests.security.conftest import SECRET
 
@@ -70,10 +74,9 @@ BAD_BODIES = {
     "traits-number": (event_with(traits=3), '"traits" must be an object'),
     "context-list": (event_with(context=[]), '"context" must be an object'),
     "messageid-too-long": (event_with(messageId="m" * 201), '"messageId" is longer than 200'),
-    "batch-item-types": (
-        json.dumps([identify(), identify(message_id="b", userId=5)]).encode(),
-        'Event 1: "userId" must be a string',
-    ),
+    "userid-too-long": (event_with(userId="u" * 1001), '"userId" is longer than 1000 characters'),
+    # PostgreSQL's btree indexes hold entries up to about 2,700 bytes.
+    "userid-too-many-bytes": (event_with(userId="用" * 1000), '"userId" is longer than 2000 bytes'),
     # Times no database can store
     "timestamp-past-9999": (
         event_with(timestamp="9999-12-31T23:59:59-23:59"),
@@ -161,9 +164,60 @@ def test_single_event_over_32_kb_is_413(post):
     assert_refused(post(raw), 413, "The event is larger than 32768 bytes")
 
 
+@pytest.fixture
+def forwarding(destination):
+    """The destination forwards a trait, so a good event of a batch is queued."""
+    AttributeMapping.objects.create(destination=destination, name="email", type="string")
+
+
+@pytest.mark.usefixtures("forwarding")
 def test_event_size_in_a_batch_counts_utf8_bytes(post):
     big = identify(message_id="b", traits={"name": "€" * 11_000})  # 33 KB of UTF-8
-    assert_refused(post(json.dumps([identify(), big]).encode()), 413, "Event 1 is larger")
+
+    response = post(json.dumps([identify(), big]).encode())
+
+    assert response.json() == {"accepted": 1, "skipped": 1, "duplicates": 0}
+    row = InboundEvent.objects.get(message_id="b")
+    assert row.status == InboundEvent.Status.SKIPPED
+    assert row.reason == "The event is larger than 32768 bytes."
+
+
+HOSTILE_BATCH_EVENTS = {
+    "number": 7,
+    "null": None,
+    "nested-list": [[{"type": "identify"}]],
+    "userid-object": identify(message_id="b", userId={"id": 1}),
+    "timestamp-past-9999": identify(message_id="b", timestamp="9999-12-31T23:59:59-23:59"),
+    "type-object": identify(message_id="b", type={"$ne": None}),
+    "userid-too-many-bytes": identify(message_id="b", userId="用" * 1000),
+    "messageid-too-long-utf8": identify(messageId="用" * 201),
+}
+
+
+@pytest.mark.usefixtures("forwarding")
+@pytest.mark.parametrize("bad", HOSTILE_BATCH_EVENTS.values(), ids=HOSTILE_BATCH_EVENTS.keys())
+def test_hostile_event_in_a_batch_is_stored_as_skipped(post, bad):
+    response = post(json.dumps([identify(), bad]).encode())
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"accepted": 1, "skipped": 1, "duplicates": 0}
+    row = InboundEvent.objects.exclude(message_id="m-1").get()
+    assert row.status == InboundEvent.Status.SKIPPED
+    assert row.reason
+    assert row.payload == bad
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "message"),
+    [
+        (b'[{"type":"identify","userId":"u"},{"type":"x","n":"\\u0000"}]', 400, "NUL character"),
+        (b'[{"type":"identify"},' + nested(100).encode() + b"]", 400, "nested too deeply"),
+        (b'[{"type":"identify"},{"n":NaN}]', 400, "NaN"),
+    ],
+    ids=["nul", "deep", "nan"],
+)
+def test_unstorable_value_anywhere_in_a_batch_refuses_the_request(post, raw, status, message):
+    assert_refused(post(raw), status, message)
 
 
 def test_more_than_4000_events_is_413(post):
