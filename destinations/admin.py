@@ -358,6 +358,7 @@ class InboundEventAdmin(ReadOnlyAdmin):
         "user_id",
         "timestamp",
         "received_at",
+        "request_id",
         "status",
         "reason",
         "attempts",
