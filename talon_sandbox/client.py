@@ -41,7 +41,14 @@ class SandboxClient:
         return self._call("GET", "/faults")
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:
-        """Merge faults: down, latency_ms, error_rate, retry_after, reject_profiles."""
+        """Merge faults (see talon_sandbox.state.Faults); returns them all:
+
+        down=True (503 to everything), fail_next=[500, 503, 409] (the next
+        Integration API requests answer these, one each, in order),
+        error_rate={"500": 0.2} (chance per request), retry_after=SECONDS (on injected
+        429/503), latency_ms=MS (updates hold their profiles this long),
+        reject_profiles=["id"] (their updates fail validation).
+        """
         return self._call("PUT", "/faults", faults)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
@@ -58,6 +65,8 @@ class SandboxClient:
         return self._call("GET", "/requests")
 
     def stats(self) -> dict[str, Any]:
+        """requests, by_status, profiles_updated, profiles, parallel_conflicts (real
+        409s: a request for a profile another request was updating), in_flight."""
         return self._call("GET", "/stats")
 
     def wait_ready(self, timeout: float = 10.0) -> None:
@@ -71,6 +80,15 @@ class SandboxClient:
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"sandbox at {self.base_url} not ready") from exc
                 time.sleep(0.1)
+
+    def wait_in_flight(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Poll until at least `count` Integration API requests are being handled
+        (with latency_ms, an update stays in flight that long); TimeoutError if not."""
+        deadline = time.monotonic() + timeout
+        while self.stats()["in_flight"] < count:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"fewer than {count} requests in flight after {timeout}s")
+            time.sleep(0.01)
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         response = self._request(method, path, body)

@@ -43,8 +43,9 @@ class IntegrationApi:
         operation = _route(request)
         parsed = _parse_body(request.body)
         body = None if isinstance(parsed, InvalidRequest) else parsed
-        response = self._respond(request, operation, parsed)
-        self.state.record(request, body, response.status, _profile_count(operation, body))
+        with self.state.handling():
+            response = self._respond(request, operation, parsed)
+            self.state.record(request, body, response.status, _profile_count(operation, body))
         return response
 
     def _respond(self, request: Request, operation: Operation | None, parsed: Any) -> Response:
@@ -59,7 +60,7 @@ class IntegrationApi:
                 [ApiError.at_pointer("", "Request too large", "request body too large")],
             )
         faults = self.state.faults
-        injected = 503 if faults.down else faults.draw_error()
+        injected = 503 if faults.down else self.state.injected_error()
         if injected is not None:
             return _fault_response(injected, faults, request.path)
         if not self._authorized(request.authorization):
@@ -157,7 +158,7 @@ class IntegrationApi:
     ) -> list[dict[str, Any]]:
         # The profiles stay "in flight" for the configured latency so that parallel
         # requests for one profile observably collide (409), as on Talon.One.
-        with self.state.in_flight({update.integration_id for update in updates}):
+        with self.state.hold_profiles({update.integration_id for update in updates}):
             _sleep_ms(self.state.faults.latency_ms)
             return self.state.apply(
                 updates, dry=dry, touch_activity=touch_activity, want_states=want_states

@@ -1,7 +1,8 @@
 """The sandbox's in-memory state: profiles, configuration, faults, request log and stats.
 
 One lock guards everything mutable. The catalogue, API keys and faults are replaced
-wholesale (never mutated), so request handlers read them without the lock.
+wholesale (never mutated), so request handlers read them without the lock; changes to
+the faults (including consuming `fail_next`) are made under the lock.
 """
 
 import random
@@ -31,8 +32,22 @@ class ProfileBusy(Exception):
 
 @dataclass(frozen=True)
 class Faults:
+    """What `PUT /sandbox/faults` can switch on.
+
+    An Integration API request (to a known endpoint) gets an injected error before
+    authentication and validation from the first of these that applies:
+    - `down`: 503 to every request (`fail_next` is not consumed meanwhile);
+    - `fail_next`: error statuses such as `[500, 503, 409]`, answered one per request,
+      in order, then gone: faults that certainly happen, unlike
+    - `error_rate`: the chance of each status per request, e.g. `{"500": 0.2}`.
+    `retry_after` adds a Retry-After header to injected 429s and 503s; `latency_ms` is
+    how long an update holds its profiles (a parallel request for one of them gets a
+    real 409); updates of `reject_profiles` fail validation (400).
+    """
+
     down: bool = False
     latency_ms: int = 0
+    fail_next: tuple[int, ...] = ()
     error_rate: Mapping[int, float] = field(default_factory=dict)
     retry_after: int | None = None
     reject_profiles: frozenset[str] = frozenset()
@@ -63,6 +78,7 @@ class Faults:
         return {
             "down": self.down,
             "latency_ms": self.latency_ms,
+            "fail_next": list(self.fail_next),
             "error_rate": {str(status): rate for status, rate in self.error_rate.items()},
             "retry_after": self.retry_after,
             "reject_profiles": sorted(self.reject_profiles),
@@ -83,6 +99,14 @@ def _parse_non_negative_int(name: str, value: Any) -> int:
 
 def _parse_optional_non_negative_int(name: str, value: Any) -> int | None:
     return None if value is None else _parse_non_negative_int(name, value)
+
+
+def _parse_statuses(name: str, value: Any) -> tuple[int, ...]:
+    if type(value) is not list or not all(
+        type(status) is int and status in _ERROR_STATUSES for status in value
+    ):
+        raise ValueError(f"{name} must be an array of HTTP error statuses like [500, 409]")
+    return tuple(value)
 
 
 def _parse_error_rate(name: str, value: Any) -> dict[int, float]:
@@ -107,6 +131,7 @@ def _parse_string_set(name: str, value: Any) -> frozenset[str]:
 _FAULT_PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "down": _parse_bool,
     "latency_ms": _parse_non_negative_int,
+    "fail_next": _parse_statuses,
     "error_rate": _parse_error_rate,
     "retry_after": _parse_optional_non_negative_int,
     "reject_profiles": _parse_string_set,
@@ -177,12 +202,14 @@ class SandboxState:
         self._initial_faults = faults  # what reset() restores (e.g. --latency-ms)
         self.faults = faults
         self._profiles: dict[str, Profile] = {}
-        self._in_flight: set[str] = set()
+        self._held: set[str] = set()  # profiles that a request is updating
         self._next_id = 1
         self._log: deque[dict[str, Any]] = deque(maxlen=log_limit)
         self._request_count = 0
         self._by_status: Counter[int] = Counter()
         self._profiles_updated = 0
+        self._parallel_conflicts = 0
+        self._in_flight = 0  # a gauge of requests being handled, so reset() leaves it
 
     def rules(self) -> Rules:
         return Rules(self.catalogue, self.faults.reject_profiles)
@@ -191,6 +218,16 @@ class SandboxState:
         with self._lock:
             self.faults = self.faults.merged(changes)
             return self.faults
+
+    def injected_error(self) -> int | None:
+        """The status to inject into this request (down aside): the next of
+        `fail_next`, consumed, else a draw from `error_rate`; None for no fault."""
+        with self._lock:
+            faults = self.faults
+            if not faults.fail_next:
+                return faults.draw_error()
+            self.faults = replace(faults, fail_next=faults.fail_next[1:])
+            return faults.fail_next[0]
 
     def reset(
         self,
@@ -205,6 +242,7 @@ class SandboxState:
             self._request_count = 0
             self._by_status.clear()
             self._profiles_updated = 0
+            self._parallel_conflicts = 0
             self.faults = self._initial_faults
             if catalogue is not None:
                 self.catalogue = dict(catalogue)
@@ -212,17 +250,30 @@ class SandboxState:
                 self.api_keys = frozenset(api_keys)
 
     @contextmanager
-    def in_flight(self, integration_ids: set[str]) -> Iterator[None]:
-        """Hold profiles for the duration of one request; ProfileBusy if already held."""
+    def handling(self) -> Iterator[None]:
+        """Count one Integration API request as in flight until it is logged."""
         with self._lock:
-            if not self._in_flight.isdisjoint(integration_ids):
-                raise ProfileBusy
-            self._in_flight.update(integration_ids)
+            self._in_flight += 1
         try:
             yield
         finally:
             with self._lock:
-                self._in_flight.difference_update(integration_ids)
+                self._in_flight -= 1
+
+    @contextmanager
+    def hold_profiles(self, integration_ids: set[str]) -> Iterator[None]:
+        """Hold profiles for the duration of one request; ProfileBusy (counted as a
+        real parallel conflict, unlike an injected 409) if one is already held."""
+        with self._lock:
+            if not self._held.isdisjoint(integration_ids):
+                self._parallel_conflicts += 1
+                raise ProfileBusy
+            self._held.update(integration_ids)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.difference_update(integration_ids)
 
     def apply(
         self,
@@ -288,6 +339,10 @@ class SandboxState:
             return list(self._log)
 
     def stats_json(self) -> dict[str, Any]:
+        """Counts since the last reset: Integration API requests (by status), profile
+        updates committed, profiles stored, and `parallel_conflicts`: the 409s for a
+        profile another request was updating (injected 409s are not counted there).
+        `in_flight`: requests being handled right now (all logged when it is 0)."""
         with self._lock:
             return {
                 "requests": self._request_count,
@@ -296,4 +351,6 @@ class SandboxState:
                 },
                 "profiles_updated": self._profiles_updated,
                 "profiles": len(self._profiles),
+                "parallel_conflicts": self._parallel_conflicts,
+                "in_flight": self._in_flight,
             }

@@ -60,6 +60,8 @@ def test_request_log_and_stats(api: TalonApi, sandbox: SandboxClient) -> None:
         "by_status": {"200": 1, "204": 2, "400": 1},
         "profiles_updated": 3,
         "profiles": 3,
+        "parallel_conflicts": 0,
+        "in_flight": 0,
     }
 
 
@@ -83,6 +85,8 @@ def test_reset_keeps_configuration_unless_told(api: TalonApi, sandbox: SandboxCl
         "by_status": {},
         "profiles_updated": 0,
         "profiles": 0,
+        "parallel_conflicts": 0,
+        "in_flight": 0,
     }
     assert sandbox.attributes() == ATTRIBUTES
     assert api.authping().status_code == 204

@@ -1,5 +1,4 @@
 import threading
-import time
 
 import pytest
 import requests
@@ -280,7 +279,7 @@ class TestParallelUpdates:
             )
         )
         first.start()
-        time.sleep(0.3)  # the first request is now holding u1 (for 1.5 s)
+        sandbox.wait_in_flight()  # the first request now holds u1 (for 1.5 s)
         in_bulk = api.put_profiles([{"integrationId": "u2"}, {"integrationId": "u1"}])
         single = api.put_profile("u1", {"attributes": {"age": 2}})
         other_profile = api.put_profile("u3", {})
@@ -295,6 +294,16 @@ class TestParallelUpdates:
         assert other_profile.status_code == 200
         assert sandbox.profile("u1")["attributes"] == {"age": 1}
         assert sandbox.profile("u2") is None
+        stats = sandbox.stats()
+        assert (stats["parallel_conflicts"], stats["in_flight"]) == (2, 0)
+        sandbox.reset()
+        assert sandbox.stats()["parallel_conflicts"] == 0
+
+    def test_wait_in_flight_times_out_when_nothing_is_in_flight(
+        self, sandbox: SandboxClient
+    ) -> None:
+        with pytest.raises(TimeoutError):
+            sandbox.wait_in_flight(timeout=0.1)
 
     def test_sequential_requests_do_not_conflict(self, api: TalonApi) -> None:
         for age in range(5):
