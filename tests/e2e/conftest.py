@@ -73,10 +73,11 @@ class Process:
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Ask, then insist after 3 s: no test here depends on a graceful stop."""
         if self.popen and self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
             try:
-                self.popen.wait(timeout=10)
+                self.popen.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
