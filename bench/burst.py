@@ -61,6 +61,17 @@ def environment(var_dir: Path) -> dict[str, str]:
     return env
 
 
+def fresh_environment() -> tuple[Path, dict[str, str]]:
+    """var/bench/ and an environment for the processes, on an empty, migrated database."""
+    var_dir = ROOT / "var" / "bench"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    (var_dir / "bench.sqlite3").unlink(missing_ok=True)
+    env = environment(var_dir)
+    run(["manage.py", "migrate", "--noinput", "-v", "0"], env)
+    run(["manage.py", "flush", "--noinput"], env)
+    return var_dir, env
+
+
 def run(args: list[str], env: dict[str, str]) -> None:
     subprocess.run([sys.executable, *args], cwd=ROOT, env=env, check=True)
 
@@ -136,12 +147,7 @@ def main() -> None:
     )
     options = parser.parse_args()
 
-    var_dir = ROOT / "var" / "bench"
-    var_dir.mkdir(parents=True, exist_ok=True)
-    (var_dir / "bench.sqlite3").unlink(missing_ok=True)
-    env = environment(var_dir)
-    run(["manage.py", "migrate", "--noinput", "-v", "0"], env)
-    run(["manage.py", "flush", "--noinput"], env)
+    var_dir, env = fresh_environment()
     sandbox_port, web_port = free_port(), free_port()
     sandbox_url, web = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{web_port}"
     run(["manage.py", "create_destination", "--slug", "bench", "--name", "Bench",

@@ -19,16 +19,7 @@ import statistics
 import time
 
 import requests
-from burst import (
-    API_KEY,
-    ROOT,
-    SECRET,
-    environment,
-    free_port,
-    run,
-    start,
-    wait_until,
-)
+from burst import API_KEY, SECRET, free_port, fresh_environment, run, start, wait_until
 
 
 def main() -> None:
@@ -36,12 +27,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     options = parser.parse_args()
 
-    var_dir = ROOT / "var" / "bench"
-    var_dir.mkdir(parents=True, exist_ok=True)
-    (var_dir / "bench.sqlite3").unlink(missing_ok=True)
-    env = environment(var_dir)
-    run(["manage.py", "migrate", "--noinput", "-v", "0"], env)
-    run(["manage.py", "flush", "--noinput"], env)
+    var_dir, env = fresh_environment()
     web_port = free_port()
     web = f"http://127.0.0.1:{web_port}"
     run(["manage.py", "create_destination", "--slug", "bench", "--name", "Bench",
