@@ -259,6 +259,9 @@ class DeliveryLease(models.Model):
     )
     holder = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(null=True)
+    # When a flush task was last queued and no flusher has started since: ingest
+    # then queues no other, so a stopped worker does not come back to a pile of them.
+    nudged_at = models.DateTimeField(null=True)
 
     def __str__(self) -> str:
         return f"{self.holder or 'free'} until {self.expires_at}"

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 Status = InboundEvent.Status
 FLUSH_TASK = "destinations.tasks.flush_destination"
+NUDGE_WINDOW = timedelta(seconds=10)
 STALE_REASON = "not sent: a newer value was already delivered for {names}"
 ALL_STALE_REASON = "nothing sent: every attribute is older than a value already delivered"
 
@@ -58,15 +59,33 @@ def lease_ttl() -> timedelta:
 
 
 def nudge(destination_id: int) -> None:
-    """Ask a worker to flush, unless a flusher holds the destination already
-    (it looks again for due work after releasing its lease)."""
-    if DeliveryLease.objects.filter(
-        destination_id=destination_id, expires_at__gt=timezone.now()
-    ).exists():
+    """Ask a worker to flush, unless one will anyway: a flusher holds the
+    destination (it looks again for due work after releasing its lease), or a
+    flush task is queued and has not started (it will see everything committed
+    before now). A queued task that was lost is replaced after NUDGE_WINDOW."""
+    now = timezone.now()
+    lease = (
+        DeliveryLease.objects.filter(destination_id=destination_id)
+        .values("expires_at", "nudged_at")
+        .first()
+    )
+    if lease and lease["expires_at"] and lease["expires_at"] > now:
+        return
+    if lease and lease["nudged_at"] and lease["nudged_at"] > now - NUDGE_WINDOW:
+        return
+    if lease is None:
+        DeliveryLease.objects.get_or_create(destination_id=destination_id)
+    # Of concurrent requests, one wins the right to queue the task.
+    won = DeliveryLease.objects.filter(
+        Q(nudged_at__isnull=True) | Q(nudged_at__lte=now - NUDGE_WINDOW),
+        destination_id=destination_id,
+    ).update(nudged_at=now)
+    if not won:
         return
     try:
         celery_app.send_task(FLUSH_TASK, args=[destination_id])
     except Exception:  # the broker is down: the sweeper will find the work in the database
+        # nudged_at stays set: requests in the next NUDGE_WINDOW do not wait on the broker.
         logger.warning(
             "Could not queue a flush of destination %s; the sweeper will", destination_id
         )
@@ -418,9 +437,10 @@ def _reschedule(events: list[InboundEvent], when: datetime, reason: str) -> None
 def _acquire_lease(destination_id: int, holder: str) -> bool:
     now = timezone.now()
     DeliveryLease.objects.get_or_create(destination_id=destination_id)
+    # Starting consumes the queued nudge: work arriving from now on needs a new one.
     taken = DeliveryLease.objects.filter(
         Q(expires_at__isnull=True) | Q(expires_at__lte=now), destination_id=destination_id
-    ).update(holder=holder, expires_at=now + lease_ttl())
+    ).update(holder=holder, expires_at=now + lease_ttl(), nudged_at=None)
     return taken == 1
 
 

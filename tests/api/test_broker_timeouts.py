@@ -17,7 +17,8 @@ from django.db import connections
 from destinations.services import delivery
 from integration_site import settings as site_settings
 
-pytestmark = pytest.mark.django_db
+# The nudge runs in a thread, which sees only committed rows.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
