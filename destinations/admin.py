@@ -337,14 +337,15 @@ def _pretty(value: Any) -> SafeString:
 
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdmin):
+    # The reason next to the status: in the failed list it is what an operator reads.
     list_display = [
         "received_at",
-        "destination",
-        "type",
         "user_id",
+        "type",
         "status",
-        "attempts",
         "reason_short",
+        "attempts",
+        "destination_slug",
     ]
     list_filter = ["status", "type", "destination"]
     search_fields = ["user_id", "message_id"]
@@ -374,7 +375,11 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="reason")
     def reason_short(self, obj: InboundEvent) -> str:
-        return obj.reason[:120]
+        return obj.reason[:200]
+
+    @admin.display(description="destination", ordering="destination__slug")
+    def destination_slug(self, obj: InboundEvent) -> str:
+        return obj.destination.slug
 
     @admin.display(description="attributes sent")
     def attributes_pretty(self, obj: InboundEvent) -> SafeString:
@@ -416,12 +421,13 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
 
     list_display = [
         "created_at",
-        "destination",
         "profiles",
         "response_status",
         "outcome",
+        "error_short",
         "duration_ms",
         "attempt_number",
+        "destination_slug",
     ]
     list_filter = ["outcome", "response_status", "destination"]
     search_fields = ["integration_id"]
@@ -458,6 +464,14 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         # The link from an event to its attempts.
         return lookup == "events__id__exact" or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="error")
+    def error_short(self, obj: DeliveryAttempt) -> str:
+        return obj.error[:120]
+
+    @admin.display(description="destination", ordering="destination__slug")
+    def destination_slug(self, obj: DeliveryAttempt) -> str:
+        return obj.destination.slug
 
     @admin.display(description="profile(s)")
     def profiles(self, obj: DeliveryAttempt) -> str:

@@ -38,7 +38,7 @@ class Destination(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(
-        max_length=100, unique=True, help_text="Part of the ingest URL: /api/v1/segment/<slug>/."
+        max_length=100, unique=True, help_text="Part of the ingest URL: /api/v1/segment/your-slug/."
     )
     enabled = models.BooleanField(default=True, help_text="Disabled destinations refuse events.")
     base_url = models.CharField(

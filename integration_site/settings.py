@@ -106,6 +106,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Full, sortable timestamps in the admin: an audit log needs the seconds.
+FORMAT_MODULE_PATH = ["integration_site.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -1,0 +1,3 @@
+DATETIME_FORMAT = "Y-m-d H:i:s T"
+SHORT_DATETIME_FORMAT = "Y-m-d H:i:s"
+DATE_FORMAT = "Y-m-d"
