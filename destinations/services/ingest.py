@@ -127,7 +127,7 @@ def authenticate(destination: Destination, body: bytes, headers: Mapping[str, st
     # compare_digest refuses in str.
     signature = headers.get("X-Signature")
     if signature:
-        expected = [hmac.new(s, body, hashlib.sha1).hexdigest().encode() for s in accepted]
+        expected = [segment_signature(s, body).encode() for s in accepted]
         return _matches(expected, signature.strip().lower().encode())
     scheme, _, credentials = headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
@@ -140,6 +140,11 @@ def authenticate(destination: Destination, body: bytes, headers: Mapping[str, st
         user, _, _password = decoded.partition(b":")
         return _matches(accepted, user)
     return False
+
+
+def segment_signature(secret: bytes, body: bytes) -> str:
+    """Segment's X-Signature: hex HMAC-SHA1 of the raw body, keyed by the shared secret."""
+    return hmac.new(secret, body, hashlib.sha1).hexdigest()
 
 
 def _matches(candidates: list[bytes], given: bytes) -> bool:

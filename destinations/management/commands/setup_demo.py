@@ -1,5 +1,3 @@
-import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -7,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from destinations.services.destinations import upsert_destination
+from destinations.services.ingest import segment_signature
 
 DEMO_ATTRIBUTES = [
     ("email", "string"),
@@ -63,7 +62,7 @@ class Command(BaseCommand):
             },
             separators=(",", ":"),
         )
-        signature = hmac.new(DEMO_SECRET.encode(), body.encode(), hashlib.sha1).hexdigest()
+        signature = segment_signature(DEMO_SECRET.encode(), body.encode())
         self.stdout.write(
             f"""
 Admin:      {web}/admin/   (login admin / {options["admin_password"]})
