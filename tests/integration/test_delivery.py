@@ -12,7 +12,7 @@ from django.utils import timezone
 from destinations.models import DeliveryAttempt, DeliveryLease, InboundEvent, ProfileState
 from destinations.services import delivery
 from tests.conftest import API_KEY, identify
-from tests.integration.scripted import scripted_talon
+from tests.local_server import scripted_talon
 
 pytestmark = pytest.mark.django_db
 

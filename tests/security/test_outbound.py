@@ -7,9 +7,7 @@ import datetime
 import ipaddress
 import ssl
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -24,41 +22,11 @@ from django.utils import timezone
 from destinations.models import DeliveryAttempt, Destination, InboundEvent, validate_base_url
 from destinations.services import delivery
 from destinations.talon_one import Outcome, TalonOneClient
-
-Handler = Callable[[BaseHTTPRequestHandler], None]
-
-
-@contextmanager
-def local_server(
-    handle: Handler, tls: ssl.SSLContext | None = None
-) -> Iterator[tuple[str, list[str]]]:
-    """A one-purpose HTTP(S) server on 127.0.0.1; yields its URL and the paths requested."""
-    paths: list[str] = []
-
-    class RequestHandler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            paths.append(self.path)
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            handle(self)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
-    server.daemon_threads = True
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}", paths
-    finally:
-        server.shutdown()
-        server.server_close()
+from tests.local_server import Handler, local_server
 
 
 def redirect_to(location: str) -> Handler:
-    def handle(request: BaseHTTPRequestHandler) -> None:
+    def handle(request: BaseHTTPRequestHandler, body: bytes) -> None:
         request.send_response(307)
         request.send_header("Location", location)
         request.send_header("Content-Length", "0")
@@ -67,7 +35,7 @@ def redirect_to(location: str) -> Handler:
     return handle
 
 
-def no_content(request: BaseHTTPRequestHandler) -> None:
+def no_content(request: BaseHTTPRequestHandler, body: bytes) -> None:
     request.send_response(204)
     request.end_headers()
 
@@ -172,7 +140,7 @@ def test_tls_certificates_are_verified(tmp_path):
 
 
 def test_every_call_has_a_timeout():
-    def hang(request: BaseHTTPRequestHandler) -> None:
+    def hang(request: BaseHTTPRequestHandler, body: bytes) -> None:
         done.wait(5)
 
     done = threading.Event()
