@@ -1,9 +1,15 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes.
+
+They are answered by a middleware placed first, before anything reads the Host
+header: container health checks and load balancers call them by address
+(127.0.0.1:8000), which DJANGO_ALLOWED_HOSTS rightly refuses for everything else.
+"""
 
 import logging
+from collections.abc import Callable
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from integration_site.celery import app as celery_app
 
@@ -21,6 +27,20 @@ def readyz(request: HttpRequest) -> JsonResponse:
         {"status": "ready" if ready else "not ready", "checks": checks},
         status=200 if ready else 503,
     )
+
+
+PROBES = {"/healthz": healthz, "/readyz": readyz}
+
+
+class HealthProbeMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        probe = PROBES.get(request.path_info)
+        if probe is not None and request.method in ("GET", "HEAD"):
+            return probe(request)
+        return self.get_response(request)
 
 
 def _database_ok() -> bool:
