@@ -168,7 +168,8 @@ def main() -> None:
                           "--api-key", API_KEY, "--attribute", "email:string",
                           "--attribute", "plan:string", "--attribute", "vip:boolean",
                           "--attribute", "address_city:string",
-                          "--attribute", "bench_audience:boolean"], env, var_dir),
+                          "--attribute", "bench_audience:boolean"],
+              {**env, "DJANGO_DEBUG": "true"}, var_dir),  # production settings omit the sandbox
         start("web", ["-m", "gunicorn", "integration_site.wsgi", "--bind",
                       f"127.0.0.1:{web_port}", "--workers", "2"], env, var_dir),
     ]  # fmt: skip

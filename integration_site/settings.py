@@ -41,10 +41,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "axes",
     "destinations",
-    "talon_sandbox",
 ]
+if DEBUG:
+    # The Talon.One stand-in (`run_talon_sandbox`) for `make run`; tests add it too.
+    INSTALLED_APPS.append("talon_sandbox")
 
 MIDDLEWARE = [
+    # First: probes answer by address, whatever DJANGO_ALLOWED_HOSTS says.
+    "destinations.health.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -116,7 +120,6 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # `manage.py check --deploy` asks for.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)

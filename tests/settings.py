@@ -20,7 +20,10 @@ os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 
 from integration_site.settings import *  # noqa: E402, F403
-from integration_site.settings import DATABASES, VAR_DIR  # noqa: E402
+from integration_site.settings import DATABASES, INSTALLED_APPS, VAR_DIR  # noqa: E402
+
+# The Talon.One stand-in: production settings leave it out.
+INSTALLED_APPS = [*INSTALLED_APPS, "talon_sandbox"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # One test database per run, so runs side by side do not clobber each other.
