@@ -7,7 +7,7 @@ SANDBOX_PORT ?= 8010
 HOST ?= 127.0.0.1
 export WEB_PORT SANDBOX_PORT HOST
 
-.PHONY: install run test lint format check-deploy bench clean
+.PHONY: install system-packages run test lint format check-deploy bench clean
 
 install: $(VENV)/.installed
 
@@ -18,13 +18,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# nginx, redis-server, docker-compose and wget for the end-to-end tests (apt, as root).
+system-packages:
+	@bin/install-system-packages
+
 run: install
 	DJANGO_DEBUG=true $(BIN)/python manage.py migrate --noinput
 	DJANGO_DEBUG=true $(BIN)/python manage.py setup_demo \
 		--web-url http://$(HOST):$(WEB_PORT) --sandbox-url http://$(HOST):$(SANDBOX_PORT)
 	DJANGO_DEBUG=true PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
-test: install lint
+test: install system-packages lint
 	$(BIN)/pytest
 
 lint: install

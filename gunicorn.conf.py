@@ -1,0 +1,12 @@
+"""gunicorn in production (docker-compose.yml's web service).
+
+Sync workers: the nginx proxy in front buffers each request whole before
+passing it on, so a client that sends its body slowly holds an nginx connection,
+not one of these workers. GUNICORN_CMD_ARGS overrides any value here.
+"""
+
+import os
+
+bind = "0.0.0.0:8000"
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+accesslog = "-"
