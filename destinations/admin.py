@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.debug import sensitive_post_parameters
 
+from destinations.fields import validate_secret
 from destinations.models import AttributeMapping, DeliveryAttempt, Destination, InboundEvent
 from destinations.services import delivery, secrets
 
@@ -50,6 +51,7 @@ def _write_only(label: str, help_text: str = WRITE_ONLY_HELP) -> forms.CharField
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=help_text,
+        validators=[validate_secret],
     )
 
 

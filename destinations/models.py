@@ -1,31 +1,19 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
-from destinations.fields import EncryptedTextField
+from destinations.fields import EncryptedTextField, validate_secret
 from destinations.services.mapping import AttributeType, attribute_name_error
+from destinations.talon_one import base_url_error
 
 
 def validate_base_url(value: str) -> None:
-    """A Talon.One deployment root: https, host (and port) only."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValidationError("Enter the deployment's root URL, e.g. https://mycompany.talon.one.")
-    if parts.scheme == "http" and parts.hostname not in settings.TALON_HTTP_ALLOWED_HOSTS:
-        raise ValidationError(
-            "Use https. Plain http is allowed only for hosts in TALON_HTTP_ALLOWED_HOSTS "
-            "(the local sandbox)."
-        )
-    if parts.path or parts.query or parts.fragment or value.endswith("/"):
-        raise ValidationError("Give the host only: no path, query or trailing slash.")
-    if parts.username or parts.password:
-        raise ValidationError("Do not put credentials in the URL; use the API key field.")
+    """A Talon.One deployment root: https, a valid host and port, a public address."""
+    if message := base_url_error(value):
+        raise ValidationError(message)
 
 
 def validate_attribute_name(value: str) -> None:
@@ -47,10 +35,11 @@ class Destination(models.Model):
         validators=[validate_base_url],
         help_text="The deployment root, e.g. https://mycompany.europe-west1.talon.one.",
     )
-    api_key = EncryptedTextField("Integration API key")
+    api_key = EncryptedTextField("Integration API key", validators=[validate_secret])
     shared_secret = EncryptedTextField(
         "Segment shared secret",
         blank=True,
+        validators=[validate_secret],
         help_text="The secret set in Segment's Webhooks destination; signs every request.",
     )
     # Rotation: the replaced secret stays valid for a while (Segment retries for

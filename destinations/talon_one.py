@@ -1,5 +1,6 @@
-"""The Talon.One Integration API client: URLs, headers, timeouts, and the
-classification of every outcome as success, retryable or permanent.
+"""The Talon.One Integration API client: URLs, headers, timeouts, which
+addresses may be reached, and the classification of every outcome as success,
+retryable or permanent.
 
 Nothing else in the project builds Talon.One requests.
 """
@@ -7,22 +8,40 @@ Nothing else in the project builds Talon.One requests.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import json
 import math
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.utils import timezone
+from requests.adapters import HTTPAdapter
 
-RESPONSE_BODY_LIMIT = 4000
+from destinations.fields import is_valid_secret
+
+RESPONSE_BODY_LIMIT = 4000  # characters stored and shown
+RESPONSE_READ_LIMIT = 1_000_000  # bytes read: a bulk 400 names up to 1,000 profiles
+MESSAGE_LIMIT = 500
+REDACTED = "[redacted]"
 BULK_LIMIT = 1000  # profiles per PUT /v2/customer_profiles
 MAX_RETRY_AFTER_SECONDS = 3600.0
+
+# Global by Python's standard, yet carrying an IPv4 address inside (6to4, NAT64):
+# Talon.One is never there, and they can lead back to a private network.
+_EMBEDDING_IPV4 = tuple(
+    ipaddress.ip_network(net) for net in ("2002::/16", "64:ff9b::/96", "64:ff9b:1::/48")
+)
+# Names that point at this machine or a cloud's metadata service without a lookup.
+_LOCAL_NAMES = ("localhost", "metadata", "metadata.google.internal", "instance-data")
 
 
 class Outcome(enum.Enum):
@@ -73,8 +92,8 @@ def read_error(text: str) -> tuple[str, dict[int, str]]:
         match = _PROFILE_POINTER.match(str(error["source"].get("pointer", "")))
         if match:
             detail = error.get("details") or error.get("title") or message
-            by_profile.setdefault(int(match[1]), str(detail))
-    return message[:500], by_profile
+            by_profile.setdefault(int(match[1]), str(detail)[:MESSAGE_LIMIT])
+    return message[:MESSAGE_LIMIT], by_profile
 
 
 _PROFILE_POINTER = re.compile(r"^/customerProfiles/(\d+)(?:/|$)")
@@ -105,11 +124,115 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
+def allowed_hosts() -> set[str]:
+    return {host.lower() for host in settings.TALON_HTTP_ALLOWED_HOSTS}
+
+
+def address_allowed(address: str) -> bool:
+    """Public unicast only, unless listed in TALON_HTTP_ALLOWED_HOSTS: never
+    loopback, private, link-local (cloud metadata), reserved or multicast."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if address.lower() in allowed_hosts() or str(ip) in allowed_hosts():
+        return True
+    if any(ip in network for network in _EMBEDDING_IPV4):
+        return False
+    return ip.is_global and not ip.is_multicast
+
+
+def base_url_error(value: str) -> str:
+    """Why a destination's base URL is refused, or "" when it is fine."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return "Enter a valid host and port (1 to 65535)."
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        return "Enter the deployment's root URL, e.g. https://mycompany.talon.one."
+    listed = host in allowed_hosts()
+    if parts.scheme == "http" and not listed:
+        return (
+            "Use https. Plain http is allowed only for hosts in TALON_HTTP_ALLOWED_HOSTS "
+            "(the local sandbox)."
+        )
+    if parts.path or parts.query or parts.fragment or value.endswith("/"):
+        return "Give the host only: no path, query or trailing slash."
+    if parts.username or parts.password:
+        return "Do not put credentials in the URL; use the API key field."
+    if port == 0:
+        return "Enter a valid host and port (1 to 65535)."
+    if listed:
+        return ""
+    try:
+        URLValidator(schemes=["https"])(value)
+    except ValidationError:
+        return "Enter a valid host name, e.g. https://mycompany.talon.one."
+    refused = (
+        "This host is refused: loopback, private, link-local and cloud metadata addresses "
+        "are reachable only when listed in TALON_HTTP_ALLOWED_HOSTS."
+    )
+    try:
+        return "" if address_allowed(host) else refused
+    except ValueError:  # a name, not an address: checked again once resolved
+        name = host.rstrip(".")
+        return refused if name in _LOCAL_NAMES or name.endswith(".localhost") else ""
+
+
+class AddressNotAllowed(requests.RequestException):
+    pass
+
+
+class GuardedAdapter(HTTPAdapter):
+    """Connects only to allowed addresses, checked when the request is sent (a
+    name may resolve elsewhere than when it was saved: DNS rebinding).
+
+    The name is resolved once, every address it has is checked, and the
+    connection goes to the first of them: no second lookup can swap it. TLS is
+    still verified against the name (SNI and certificate), and the Host header
+    carries it."""
+
+    def build_connection_pool_key_attributes(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        cert: str | tuple[str, str] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        host, port = host_params["host"], host_params["port"]
+        if host in allowed_hosts():
+            return host_params, pool_kwargs
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise requests.ConnectionError("name resolution failed") from exc
+        addresses = [str(info[4][0]) for info in found]
+        if not addresses or not all(address_allowed(address) for address in addresses):
+            raise AddressNotAllowed("address not allowed")
+        if addresses[0] != host:
+            request.headers["Host"] = host if port is None else f"{host}:{port}"
+            if host_params["scheme"] == "https":
+                pool_kwargs["server_hostname"] = host
+                pool_kwargs["assert_hostname"] = host
+            host_params["host"] = addresses[0]
+        return host_params, pool_kwargs
+
+
+def guarded_session() -> requests.Session:
+    session = requests.Session()
+    session.mount("https://", GuardedAdapter())
+    session.mount("http://", GuardedAdapter())
+    return session
+
+
 class TalonOneClient:
     def __init__(self, base_url: str, api_key: str, session: requests.Session | None = None):
         self.base_url = base_url
         self._api_key = api_key
-        self._session = session or requests.Session()
+        self._session = session or guarded_session()
 
     def update_profile(
         self, integration_id: str, attributes: dict[str, Any], run_rule_engine: bool
@@ -132,6 +255,10 @@ class TalonOneClient:
     def _put(self, path: str, body: dict[str, Any]) -> Result:
         url = self.base_url + path
         started = time.monotonic()
+        if not is_valid_secret(self._api_key):
+            return Result(
+                "PUT", url, body, Outcome.PERMANENT, None, "", BAD_KEY, _elapsed_ms(started)
+            )
         try:
             response = self._session.put(
                 url,
@@ -139,31 +266,25 @@ class TalonOneClient:
                 headers={"Authorization": f"ApiKey-v1 {self._api_key}"},
                 timeout=(settings.TALON_CONNECT_TIMEOUT, settings.TALON_READ_TIMEOUT),
                 allow_redirects=False,
+                stream=True,
             )
-        except requests.RequestException as exc:
-            # Transport failures are retryable. The message names the kind of
-            # failure only: requests' own text may quote the URL and headers.
-            return Result(
-                "PUT",
-                url,
-                body,
-                Outcome.RETRY,
-                None,
-                "",
-                _transport_error(exc),
-                _elapsed_ms(started),
-            )
+            with response:
+                text = _read_text(response)
+        except Exception as exc:  # every failure to build or send becomes a recorded attempt
+            # The reason names the kind of failure only: the exception's text
+            # may quote the URL and headers, the key among them.
+            outcome, error = _failure(exc)
+            return Result("PUT", url, body, outcome, None, "", error, _elapsed_ms(started))
+        text = self._redact(text)
         outcome = classify(response.status_code)
-        message, profile_errors = (
-            ("", {}) if outcome is Outcome.SUCCESS else read_error(response.text)
-        )
+        message, profile_errors = ("", {}) if outcome is Outcome.SUCCESS else read_error(text)
         return Result(
             method="PUT",
             url=url,
             body=body,
             outcome=outcome,
             status=response.status_code,
-            response_body=response.text[:RESPONSE_BODY_LIMIT],
+            response_body=text[:RESPONSE_BODY_LIMIT],
             error="",
             duration_ms=_elapsed_ms(started),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
@@ -171,16 +292,53 @@ class TalonOneClient:
             profile_errors=profile_errors,
         )
 
+    def _redact(self, text: str) -> str:
+        """Talon.One's answer without the key, even if the answer echoes the request
+        (as sent, JSON-escaped or percent-encoded). Before any cut, so no half of it
+        stays either."""
+        forms = {self._api_key, json.dumps(self._api_key)[1:-1], quote(self._api_key, safe="")}
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, REDACTED)
+        return text
+
+
+BAD_KEY = (
+    "The Integration API key cannot be sent: it holds characters other than printable "
+    "ASCII (a space or an invisible character, say). Set it again."
+)
+
+
+def _read_text(response: requests.Response) -> str:
+    """At most RESPONSE_READ_LIMIT bytes of the body: a huge answer cannot exhaust memory."""
+    data = bytearray()
+    for chunk in response.iter_content(64 * 1024):
+        data += chunk
+        if len(data) >= RESPONSE_READ_LIMIT:
+            break
+    return bytes(data[:RESPONSE_READ_LIMIT]).decode(response.encoding or "utf-8", "replace")
+
 
 def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _transport_error(exc: requests.RequestException) -> str:
-    if isinstance(exc, requests.Timeout):
-        return "Timed out waiting for Talon.One"
+def _failure(exc: Exception) -> tuple[Outcome, str]:
+    """The outcome and reason for a request that got no answer. A refused or
+    filtered port, and a host that does not resolve, all read "Could not
+    connect": the reason does not tell which ports of a host are open."""
+    if isinstance(exc, AddressNotAllowed):
+        return Outcome.PERMANENT, (
+            "Not sent: the base URL's host resolves to an address that is not allowed "
+            "(loopback, private, link-local or metadata)"
+        )
     if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS error: Talon.One's certificate could not be verified"
-    if isinstance(exc, requests.ConnectionError):
-        return "Could not connect to Talon.One"
-    return f"Request to Talon.One failed ({type(exc).__name__})"
+        return Outcome.RETRY, "TLS error: Talon.One's certificate could not be verified"
+    if isinstance(exc, requests.ConnectionError):  # ConnectTimeout included
+        return Outcome.RETRY, "Could not connect to Talon.One"
+    if isinstance(exc, requests.Timeout):
+        return Outcome.RETRY, "Timed out waiting for Talon.One"
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
+        return Outcome.PERMANENT, "Not sent: the base URL is not valid; correct it"
+    if isinstance(exc, requests.RequestException):
+        return Outcome.RETRY, f"Request to Talon.One failed ({type(exc).__name__})"
+    return Outcome.PERMANENT, f"Not sent: the request could not be built ({type(exc).__name__})"
