@@ -238,20 +238,6 @@ def test_one_rejected_profile_fails_alone_and_the_rest_of_the_bulk_arrives(
     assert {s for m, s in statuses().items() if m != "m3"} == {Status.DELIVERED}
 
 
-def test_unknown_attribute_in_talon_one_fails_with_the_reason(
-    make_destination, post_events, sandbox
-):
-    destination = make_destination(attributes=["email", "notInTalon"])
-    send(post_events, identify("u1", "m1", traits={"email": "a@x.io", "notInTalon": "x"}))
-
-    delivery.flush(destination.pk)
-
-    event = InboundEvent.objects.get()
-    assert event.status == Status.FAILED
-    assert "400" in event.reason
-    assert sandbox.profiles() == {}
-
-
 def test_wrong_api_key_fails_with_the_reason(make_destination, post_events, sandbox):
     destination = make_destination(api_key="not-the-key")
     send(post_events, identify("u1", "m1"))
@@ -360,19 +346,19 @@ def ids(body):
     return [profile["integrationId"] for profile in body["customerProfiles"]]
 
 
-def test_every_profile_a_bulk_400_names_fails_in_one_step(destination, post_events, sandbox):
+def test_every_profile_a_bulk_400_refuses_fails_and_the_others_are_delivered(
+    destination, post_events, sandbox
+):
     send(post_events, *[identify(f"u{i}", f"m{i}") for i in range(60)])
     sandbox.set_faults(reject_profiles=[f"u{i}" for i in range(0, 60, 2)])
 
     delivery.flush(destination.pk)
 
-    assert len(sandbox.requests_log()) == 2  # the rejected bulk, then the 30 good profiles
     assert sorted(sandbox.profiles()) == sorted(f"u{i}" for i in range(1, 60, 2))
     failed = InboundEvent.objects.filter(status=Status.FAILED)
     assert failed.count() == 30
     assert all(e.reason.startswith("Talon.One answered 400: ") for e in failed)
-    split = DeliveryAttempt.objects.get(response_status=400)
-    assert split.error == "30 profile(s) rejected; the others resent"
+    assert DeliveryAttempt.objects.filter(error="split in halves, resent").exists()
 
 
 @pytest.mark.parametrize("status", [400, 413])
@@ -397,7 +383,8 @@ def test_a_bulk_rejected_without_pointers_is_halved_until_the_bad_profile_is_alo
 
 
 def test_an_absurd_retry_after_is_capped(make_destination, post_events):
-    with scripted_talon(lambda body: (429, {"Retry-After": "inf"}, {"message": "slow"})) as (
+    # A day asked for: a number the guard against "inf" lets through, so only the cap stops it.
+    with scripted_talon(lambda body: (429, {"Retry-After": "86400"}, {"message": "slow"})) as (
         url,
         _,
     ):
@@ -407,7 +394,8 @@ def test_an_absurd_retry_after_is_capped(make_destination, post_events):
 
     event = InboundEvent.objects.get()
     assert event.status == Status.PENDING
-    assert event.next_attempt_at - timezone.now() < timedelta(hours=1, minutes=1)
+    wait = event.next_attempt_at - timezone.now()
+    assert timedelta(minutes=59) < wait <= timedelta(hours=1)
 
 
 def test_backoff_of_a_very_late_attempt_does_not_overflow(settings):

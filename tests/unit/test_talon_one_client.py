@@ -1,0 +1,184 @@
+"""The Talon.One client's own decisions: which answers are retried, how long
+Retry-After makes us wait, what an error body says, how many profiles a bulk
+request may carry."""
+
+from datetime import timedelta
+from email.utils import format_datetime
+
+import pytest
+from django.utils import timezone
+
+from destinations.talon_one import (
+    BULK_LIMIT,
+    MAX_RETRY_AFTER_SECONDS,
+    Outcome,
+    TalonOneClient,
+    classify,
+    parse_retry_after,
+    read_error,
+)
+from tests.local_server import scripted_talon
+
+
+@pytest.mark.parametrize("status", [200, 201, 204, 299])
+def test_2xx_is_success(status):
+    assert classify(status) is Outcome.SUCCESS
+
+
+@pytest.mark.parametrize("status", [408, 409, 425, 429, 500, 502, 503, 504, 599])
+def test_timeouts_conflicts_rate_limits_and_outages_are_retried(status):
+    assert classify(status) is Outcome.RETRY
+
+
+@pytest.mark.parametrize("status", [199, 300, 301, 302, 400, 401, 403, 404, 407, 410, 413, 422])
+def test_everything_else_is_permanent(status):
+    assert classify(status) is Outcome.PERMANENT
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        ("0.5", 0.5),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("-30", 0.0),
+        ("3600", 3600.0),
+        ("3601", MAX_RETRY_AFTER_SECONDS),
+        ("86400", MAX_RETRY_AFTER_SECONDS),
+        ("1e9", MAX_RETRY_AFTER_SECONDS),
+    ],
+)
+def test_retry_after_in_seconds_is_honoured_up_to_an_hour(header, seconds):
+    assert parse_retry_after(header) == seconds
+
+
+@pytest.mark.parametrize("header", [None, "", "soon", "inf", "-inf", "nan", "Mon, 99 Foo 2026"])
+def test_unusable_retry_after_is_ignored(header):
+    assert parse_retry_after(header) is None
+
+
+def http_date(delta: timedelta) -> str:
+    return format_datetime(timezone.now() + delta, usegmt=True)
+
+
+def test_retry_after_as_an_http_date_waits_until_then():
+    seconds = parse_retry_after(http_date(timedelta(minutes=2)))
+
+    assert seconds is not None
+    assert 115 <= seconds <= 120  # the date has whole seconds
+
+
+def test_retry_after_as_a_far_http_date_is_capped_at_an_hour():
+    assert parse_retry_after(http_date(timedelta(days=2))) == MAX_RETRY_AFTER_SECONDS
+
+
+def test_retry_after_as_a_past_http_date_means_now():
+    assert parse_retry_after(http_date(-timedelta(minutes=5))) == 0.0
+
+
+def test_error_body_message_and_profiles_by_pointer():
+    body = """{"message": "Invalid request", "errors": [
+        {"title": "bad type", "details": "age must be a number",
+         "source": {"pointer": "/customerProfiles/2/attributes/age"}},
+        {"title": "too long", "source": {"pointer": "/customerProfiles/0"}},
+        {"title": "first wins", "details": "ignored", "source": {"pointer": "/customerProfiles/2"}},
+        {"source": {"pointer": "/customerProfiles/5/attributes"}},
+        {"title": "not a profile", "source": {"pointer": "/customerProfilesX/1"}},
+        {"title": "no pointer", "source": {"parameter": "silent"}}
+    ]}"""
+
+    message, by_profile = read_error(body)
+
+    assert message == "Invalid request"
+    assert by_profile == {2: "age must be a number", 0: "too long", 5: "Invalid request"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "<html>502 Bad Gateway</html>",
+        "[1, 2]",
+        '"just a string"',
+        "null",
+        '{"message": 42}',
+        '{"message": ["a"], "errors": "nope"}',
+        '{"errors": [1, "x", null, {"source": "nope"}, {"source": {"pointer": 7}}]}',
+        '{"errors": null}',
+    ],
+)
+def test_malformed_error_bodies_give_no_message_and_no_profiles(body):
+    assert read_error(body) == ("", {})
+
+
+def test_error_message_is_bounded():
+    message, _ = read_error('{"message": "' + "x" * 5000 + '"}')
+    assert message == "x" * 500
+
+
+def test_bulk_request_over_talon_ones_limit_is_refused_before_sending():
+    client = TalonOneClient("http://127.0.0.1:9", "key")
+    too_many = {f"u{i}": {"plan": "gold"} for i in range(BULK_LIMIT + 1)}
+
+    with pytest.raises(ValueError, match=str(BULK_LIMIT)):
+        client.update_profiles(too_many)
+
+
+def test_bulk_request_at_talon_ones_limit_is_sent_whole():
+    with scripted_talon(lambda body: (204, {}, None)) as (url, received):
+        result = TalonOneClient(url, "key").update_profiles(
+            {f"u{i}": {"plan": "gold"} for i in range(BULK_LIMIT)}
+        )
+
+    assert result.outcome is Outcome.SUCCESS
+    [body] = received
+    assert len(body["customerProfiles"]) == BULK_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("headers", "retry_after"),
+    [({"Retry-After": "7200"}, MAX_RETRY_AFTER_SECONDS), ({"Retry-After": "15"}, 15.0), ({}, None)],
+)
+def test_a_429_carries_its_retry_after(headers, retry_after):
+    answer = {"message": "slow down"}
+    with scripted_talon(lambda body: (429, headers, answer)) as (url, _):
+        result = TalonOneClient(url, "key").update_profile("u1", {"plan": "gold"}, False)
+
+    assert result.outcome is Outcome.RETRY
+    assert result.retry_after == retry_after
+    assert result.message == "slow down"
+    assert result.summary() == "Talon.One answered 429: slow down"
+
+
+def test_a_retry_after_date_header_is_read():
+    headers = {"Retry-After": http_date(timedelta(minutes=10))}
+    with scripted_talon(lambda body: (503, headers, None)) as (url, _):
+        result = TalonOneClient(url, "key").update_profiles({"u1": {"plan": "gold"}})
+
+    assert result.outcome is Outcome.RETRY
+    assert result.retry_after is not None
+    assert 595 <= result.retry_after <= 600
+
+
+def test_a_bulk_400_names_its_profiles():
+    answer = {
+        "message": "bad",
+        "errors": [{"title": "t", "details": "d", "source": {"pointer": "/customerProfiles/1"}}],
+    }
+    with scripted_talon(lambda body: (400, {}, answer)) as (url, _):
+        result = TalonOneClient(url, "key").update_profiles({"a": {}, "b": {}})
+
+    assert result.outcome is Outcome.PERMANENT
+    assert result.profile_errors == {1: "d"}
+    assert result.summary() == "Talon.One answered 400: bad"
+
+
+def test_success_bodies_are_not_read_for_errors():
+    answer = {"message": "not an error", "errors": [{"source": {"pointer": "/customerProfiles/0"}}]}
+    with scripted_talon(lambda body: (200, {}, answer)) as (url, _):
+        result = TalonOneClient(url, "key").update_profiles({"a": {}})
+
+    assert result.outcome is Outcome.SUCCESS
+    assert (result.message, result.profile_errors) == ("", {})
+    assert result.summary() == "Talon.One answered 200"
