@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,7 +10,9 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Count, Q, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -153,8 +156,47 @@ class AttributeMappingInline(admin.TabularInline):
     fields = ["name", "type"]
 
 
+class RoleAwareAdmin(admin.ModelAdmin):
+    """Marketers filter and search only on fields they see: a querystring lookup
+    on any other (?base_url__startswith=...) would answer yes or no about it."""
+
+    hidden_from_marketers: frozenset[str] = frozenset()
+
+    def marketer_fields(self, request: HttpRequest) -> set[str]:
+        return set(flatten_fieldsets(self.get_fieldsets(request))) - self.hidden_from_marketers
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        field = lookup.split(LOOKUP_SEP, 1)[0]
+        if not manages_connection(request) and field not in self.marketer_fields(request):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def get_search_fields(self, request: HttpRequest) -> Sequence[str]:
+        fields = super().get_search_fields(request)
+        if manages_connection(request):
+            return fields
+        visible = self.marketer_fields(request)
+        return [f for f in fields if f.lstrip("^=@").split(LOOKUP_SEP, 1)[0] in visible]
+
+    def get_list_filter(self, request: HttpRequest) -> Sequence[Any]:
+        filters = super().get_list_filter(request)
+        if manages_connection(request):
+            return filters
+        visible = self.marketer_fields(request)
+        return [f for f in filters if _filter_field(f).split(LOOKUP_SEP, 1)[0] in visible]
+
+
+def _filter_field(item: Any) -> str:
+    """The field a list_filter entry filters on."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, (list, tuple)):
+        return item[0]
+    return item.parameter_name
+
+
 @admin.register(Destination)
-class DestinationAdmin(admin.ModelAdmin):
+class DestinationAdmin(RoleAwareAdmin):
     form = DestinationForm
     inlines = [AttributeMappingInline]
     list_display = [
@@ -320,7 +362,7 @@ class DestinationAdmin(admin.ModelAdmin):
         return "signed" if obj.shared_secret else "refuses all"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(RoleAwareAdmin):
     """The audit log is read-only for everyone."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -402,7 +444,7 @@ class InboundEventAdmin(ReadOnlyAdmin):
         url = reverse("admin:destinations_deliveryattempt_changelist")
         return format_html('<a href="{}?events__id__exact={}">see attempts</a>', url, obj.pk)
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # The link from an attempt to its source events.
         return lookup == "delivery_attempts__id__exact" or super().lookup_allowed(
             lookup, value, request
@@ -433,6 +475,7 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["outcome", "response_status", "destination"]
     search_fields = ["integration_id"]
+    hidden_from_marketers = frozenset({"url"})  # they see its path only
     date_hierarchy = "created_at"
     list_select_related = ["destination"]
     fields = [
@@ -463,7 +506,7 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
             attempt.url = _path_only(attempt.url)
         return attempt
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # The link from an event to its attempts.
         return lookup == "events__id__exact" or super().lookup_allowed(lookup, value, request)
 
