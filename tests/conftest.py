@@ -97,3 +97,28 @@ def post_events(client: Client) -> Callable[..., Any]:
         )
 
     return post
+
+
+@pytest.fixture
+def broker_queue() -> Iterator[Callable[[], int]]:
+    """The run's own Celery queue in the real broker (filesystem, or Redis when
+    REDIS_URL is set), empty before and after the test; yields a message counter."""
+    from django.conf import settings
+
+    from integration_site.celery import app
+
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+
+    def purge() -> None:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_declare(queue)
+            connection.default_channel.queue_purge(queue)
+
+    def count() -> int:
+        with app.connection_for_write() as connection:
+            _, messages, _ = connection.default_channel.queue_declare(queue, passive=True)
+            return messages
+
+    purge()
+    yield count
+    purge()

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from destinations.models import InboundEvent, ProfileState
+from destinations.models import DeliveryLease, InboundEvent, ProfileState
 from tests.conftest import SECRET, identify, sign
 
 pytestmark = pytest.mark.django_db
@@ -19,15 +19,17 @@ def destination(make_destination):
     return make_destination()
 
 
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """These tests stop at the database: record nudges instead of queueing tasks."""
-    nudged: list[int] = []
-    monkeypatch.setattr("destinations.services.delivery.nudge", nudged.append)
-    return nudged
+def nudged() -> list[int]:
+    """Destinations the real nudge queued a flush for (it marks the lease, then
+    publishes to the run's own queue)."""
+    return list(
+        DeliveryLease.objects.filter(nudged_at__isnull=False).values_list(
+            "destination_id", flat=True
+        )
+    )
 
 
-def test_signed_identify_is_stored_mapped_and_queued(destination, post_events, no_broker):
+def test_signed_identify_is_stored_mapped_and_queued(destination, post_events):
     event = identify(traits={"email": "a@b.c", "plan": "gold", "address": {"city": "Berlin"}})
 
     with_commit = post_events("acme", event)
@@ -42,11 +44,17 @@ def test_signed_identify_is_stored_mapped_and_queued(destination, post_events, n
 
 
 def test_queued_event_nudges_the_flush_after_commit(
-    destination, post_events, no_broker, django_capture_on_commit_callbacks
+    destination, post_events, broker_queue, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         post_events("acme", identify())
-    assert no_broker == [destination.pk]
+    assert nudged() == []  # nothing before the commit
+
+    for callback in callbacks:
+        callback()
+
+    assert nudged() == [destination.pk]
+    assert broker_queue() == 1
 
 
 @pytest.mark.parametrize(
@@ -67,6 +75,15 @@ def test_missing_or_wrong_signature_is_401_and_stores_nothing(destination, post_
     assert response.status_code == 401
     assert "signature" in response.json()["detail"]
     assert not InboundEvent.objects.exists()
+
+
+@pytest.mark.parametrize("shape", [str.upper, str.lower, lambda s: f" {s}\t"])
+def test_signature_is_read_whatever_its_case_and_surrounding_space(destination, post_events, shape):
+    body = json.dumps(identify()).encode()
+
+    response = post_events("acme", body, headers={"X-Signature": shape(sign(body))})
+
+    assert response.status_code == 200
 
 
 def test_signature_by_another_secret_is_401(destination, post_events):
@@ -258,13 +275,14 @@ def test_invalid_events_of_a_batch_sent_again_are_duplicates(destination, post_e
 
 
 def test_batch_of_only_invalid_events_is_recorded_and_nudges_nothing(
-    destination, post_events, no_broker, django_capture_on_commit_callbacks
+    destination, post_events, broker_queue, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         response = post_events("acme", [1, "two"])
 
     assert response.json() == {"accepted": 0, "skipped": 2, "duplicates": 0}
-    assert no_broker == []
+    assert nudged() == []
+    assert broker_queue() == 0
 
 
 # --- userId: as long as the columns and their indexes can hold ----------------
@@ -334,7 +352,7 @@ def test_duplicate_message_id_is_acknowledged_and_not_queued_again(destination, 
 
 
 def test_message_id_stored_by_a_concurrent_request_counts_as_a_duplicate(
-    destination, post_events, monkeypatch, no_broker, django_capture_on_commit_callbacks
+    destination, post_events, monkeypatch, broker_queue, django_capture_on_commit_callbacks
 ):
     """Another request stores the same messageId after this one began: the row is
     the other request's, so this one neither counts it as accepted nor nudges."""
@@ -358,7 +376,8 @@ def test_message_id_stored_by_a_concurrent_request_counts_as_a_duplicate(
 
     assert response.json() == {"accepted": 1, "skipped": 0, "duplicates": 1}
     assert InboundEvent.objects.count() == 2
-    assert no_broker == [destination.pk]
+    assert nudged() == [destination.pk]
+    assert broker_queue() == 1
 
 
 def test_rows_of_one_request_share_its_request_id(destination, post_events):
@@ -391,6 +410,28 @@ def test_event_without_message_id_dedupes_on_content(destination, post_events):
     assert post_events("acme", event).json()["duplicates"] == 1
 
 
+def test_content_dedupe_ignores_the_order_of_keys(destination, post_events):
+    event = identify(traits={"email": "a@b.c", "plan": "gold"})
+    del event["messageId"]
+    reordered = dict(reversed(event.items()))
+    reordered["traits"] = dict(reversed(event["traits"].items()))
+    assert json.dumps(reordered) != json.dumps(event)
+
+    post_events("acme", event)
+
+    assert post_events("acme", reordered).json() == {"accepted": 0, "skipped": 0, "duplicates": 1}
+
+
+def test_content_dedupe_tells_different_events_apart(destination, post_events):
+    event = identify()
+    del event["messageId"]
+    post_events("acme", event)
+
+    other = {**event, "traits": {"email": "other@b.c"}}
+
+    assert post_events("acme", other).json()["accepted"] == 1
+
+
 def test_anonymous_identify_is_recorded_as_skipped(destination, post_events):
     event = identify(user_id=None, anonymousId="anon-1")
 
@@ -411,6 +452,15 @@ def test_other_event_types_are_recorded_as_skipped(destination, post_events, eve
     assert row.status == Status.SKIPPED
     assert row.type == event_type
     assert f"{event_type} events are not delivered" in row.reason
+
+
+def test_queued_identify_keeps_the_reason_of_each_trait_left_out(destination, post_events):
+    post_events("acme", identify(traits={"email": "a@b.c", "favouriteColour": "green"}))
+
+    row = InboundEvent.objects.get()
+    assert row.status == Status.PENDING
+    assert row.attributes == {"email": "a@b.c"}
+    assert row.notes == [{"attribute": "favouriteColour", "reason": "not listed; not sent"}]
 
 
 def test_identify_with_nothing_to_send_is_skipped_with_the_reason(destination, post_events):
