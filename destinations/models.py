@@ -54,6 +54,16 @@ class Destination(models.Model):
         help_text="Only without a shared secret: accept events that carry no signature. "
         "Anyone who knows the ingest URL can then change profiles.",
     )
+    accept_first_event_signature = models.BooleanField(
+        "accept batches signed over their first event",
+        default=False,
+        help_text="Webhooks (Actions) signs a batch with X-Signature over its first event "
+        "only, so the other events are not covered. Prefer an Authorization header with "
+        "the shared secret; tick this only if you cannot set one.",
+    )
+    # SHA-256 of the SDK write key (Segment's HTTP Tracking API at /v1/...): the
+    # key finds its destination by an index, and is never stored itself.
+    write_key_digest = models.CharField(max_length=64, blank=True, editable=False)
     run_rule_engine = models.BooleanField(
         default=False,
         help_text="Run Talon.One's rules on every profile update (slower: one request per "
@@ -75,6 +85,13 @@ class Destination(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["write_key_digest"],
+                condition=~models.Q(write_key_digest=""),
+                name="unique_write_key",
+            )
+        ]
         permissions = [
             (
                 "manage_connection",
@@ -254,3 +271,34 @@ class DeliveryLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.holder or 'free'} until {self.expires_at}"
+
+
+class RefusedAttribute(models.Model):
+    """An attribute Talon.One refused in an update (most often: not created in
+    its Campaign Manager yet). Left out of updates until retry_at, so later
+    events don't each pay for finding it; shown to marketers to create it."""
+
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="refused_attributes"
+    )
+    name = models.CharField(max_length=255)
+    message = models.TextField(help_text="What Talon.One answered.")
+    example_value = models.JSONField(null=True, blank=True)
+    example_event = models.ForeignKey(
+        InboundEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    event_count = models.PositiveIntegerField(
+        "events", default=0, help_text="Events whose value of it was not sent."
+    )
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField()
+    retry_at = models.DateTimeField(help_text="Until then it is left out without asking.")
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "name"], name="unique_refused_attribute")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

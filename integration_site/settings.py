@@ -165,6 +165,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Talon.One destination for Segment",
     "DESCRIPTION": "Receives Segment events and delivers them to Talon.One.",
     "VERSION": "1.0.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "destinations.api.schema.require_request_bodies",
+    ],
 }
 
 # --- Celery -----------------------------------------------------------------
@@ -234,11 +238,20 @@ DELIVERY_LEASE_MARGIN_SECONDS = env.float("DELIVERY_LEASE_MARGIN_SECONDS", defau
 # A flush hands the worker back after this long, so destinations take turns.
 DELIVERY_FLUSH_SECONDS = env.float("DELIVERY_FLUSH_SECONDS", default=60.0)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=30)
+# An attribute Talon.One refused is left out of updates for this long, then tried
+# again (sooner when the destination's attribute rows change or on redelivery).
+REFUSED_ATTRIBUTE_RETRY = timedelta(
+    seconds=env.int("REFUSED_ATTRIBUTE_RETRY_SECONDS", default=3600)
+)
 
 # --- Ingest limits (Segment's own) -------------------------------------------
-INGEST_MAX_REQUEST_BYTES = env.int("INGEST_MAX_REQUEST_BYTES", default=500 * 1024)
+# Webhooks (Actions) batches hold up to 4,000 events and 4 MB by default (more
+# with its JSON around them); Segment never retries a 413, so leave room.
+INGEST_MAX_REQUEST_BYTES = env.int("INGEST_MAX_REQUEST_BYTES", default=5 * 1024 * 1024)
 INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=32 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_REQUEST_BYTES + 1024
+# Segment's HTTP Tracking API (what SDKs send to /v1/...) takes 500 KB a batch.
+TRACKING_API_MAX_REQUEST_BYTES = env.int("TRACKING_API_MAX_REQUEST_BYTES", default=500 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_REQUEST_BYTES, TRACKING_API_MAX_REQUEST_BYTES) + 1024
 
 LOGGING = {
     "version": 1,

@@ -36,16 +36,21 @@ from destinations.models import (
     InboundEvent,
     ProfileState,
 )
+from destinations.services import refusals
 from destinations.talon_one import BULK_LIMIT, Outcome, Result, TalonOneClient
 from integration_site.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
 
 Status = InboundEvent.Status
+RETRY = DeliveryAttempt.Outcome.RETRY
 FLUSH_TASK = "destinations.tasks.flush_destination"
 NUDGE_WINDOW = timedelta(seconds=10)
 STALE_REASON = "not sent: a newer value was already delivered for {names}"
 ALL_STALE_REASON = "nothing sent: every attribute is older than a value already delivered"
+ALL_REFUSED_REASON = "nothing sent: Talon.One refused every attribute: {details}"
+REFUSED_NOTE = "refused by Talon.One (create it there, or stop forwarding it)"
+FINDING_REFUSED = "finding what Talon.One refuses"
 
 
 def lease_ttl() -> timedelta:
@@ -112,6 +117,7 @@ class Entry:
     timestamps: dict[str, datetime] = field(default_factory=dict)
     stale: dict[int, list[str]] = field(default_factory=dict)
     delivered: dict[str, str] = field(default_factory=dict)  # attribute → ISO timestamp
+    refused: dict[str, str] = field(default_factory=dict)  # attribute → Talon.One's answer
 
     @property
     def attempt(self) -> int:
@@ -246,6 +252,9 @@ class _Sender:
         self.client = TalonOneClient(destination.base_url, destination.api_key)
         self.interval = 1.0 / destination.max_requests_per_second
         self.last_request = 0.0
+        self.refused = refusals.active(destination)
+        # With the rule engine, one request per profile; otherwise bulk requests.
+        self.group_size = 1 if destination.run_rule_engine else BULK_LIMIT
 
     def wait_for_rate_limit(self) -> None:
         """Space requests by the destination's rate limit. Only the lease holder
@@ -256,55 +265,124 @@ class _Sender:
         self.last_request = time.monotonic()
 
     def send(self, entries: list[Entry]) -> None:
+        """Talon.One refuses a whole update for one bad attribute or profile, and
+        its error's format is not documented: a refused bulk is halved down to
+        single profiles, and a refused profile's attributes are halved down to
+        the ones it refuses. Everything else is delivered."""
         _finish(_events(e for e in entries if not e.attributes), Status.SKIPPED, ALL_STALE_REASON)
-        sendable = [entry for entry in entries if entry.attributes]
-        if not self.destination.run_rule_engine:
-            self._send_bulk(sendable)
-            return
-        for entry in sendable:
-            self._request()
-            result = self.client.update_profile(
-                entry.integration_id, entry.attributes, run_rule_engine=True
-            )
-            self._settle([entry], result)
-
-    def _send_bulk(self, entries: list[Entry]) -> None:
-        queue = [entries[i : i + BULK_LIMIT] for i in range(0, len(entries), BULK_LIMIT)]
+        queue = _chunks([entry for entry in entries if entry.attributes], self.group_size)
         while queue:
-            group = queue.pop()
+            group = self._leave_out_refused(queue.pop(0))
             if not group:
                 continue
-            self._request()
-            result = self.client.update_profiles({e.integration_id: e.attributes for e in group})
-            if (
-                result.outcome is Outcome.PERMANENT
-                and result.status in (400, 413)
-                and len(group) > 1
-            ):
-                queue.extend(self._split(group, result))
-            else:
-                self._settle(group, result)
+            result = self._update({e.integration_id: e.attributes for e in group})
+            if result.outcome is Outcome.PERMANENT and result.status in (400, 413):
+                if len(group) > 1:
+                    self._record(group, result, RETRY, "split in halves, resent")
+                    half = len(group) // 2
+                    queue[:0] = [group[:half], group[half:]]
+                    continue
+                if result.status == 400:
+                    if self._isolate(group[0], result):
+                        # The rest now leaves those attributes out: regroup into full requests.
+                        queue = _chunks([e for g in queue for e in g], self.group_size)
+                    continue
+            self._settle(group, result)
 
-    def _split(self, group: list[Entry], result: Result) -> list[list[Entry]]:
-        """Talon.One rejects a whole bulk request for bad profiles: fail the ones
-        its errors point at and send the rest again, or halve when none is named."""
-        bad = {i: detail for i, detail in result.profile_errors.items() if i < len(group)}
-        if not bad:
-            self._record(group, result, DeliveryAttempt.Outcome.RETRY, "split in halves, resent")
-            half = len(group) // 2
-            return [group[:half], group[half:]]
-        self._record(
-            group, result, DeliveryAttempt.Outcome.FAILED,
-            f"{len(bad)} profile(s) rejected; the others resent",
-        )  # fmt: skip
-        by_reason: dict[str, list[Entry]] = {}
-        for index, detail in bad.items():
-            by_reason.setdefault(f"Talon.One answered {result.status}: {detail}", []).append(
-                group[index]
+    def _update(self, profiles: dict[str, dict[str, Any]]) -> Result:
+        self._request()
+        if self.destination.run_rule_engine:
+            ((integration_id, attributes),) = profiles.items()
+            return self.client.update_profile(integration_id, attributes, run_rule_engine=True)
+        return self.client.update_profiles(profiles)
+
+    def _leave_out_refused(self, group: list[Entry]) -> list[Entry]:
+        """Leaves out the attributes Talon.One refused recently; a profile left
+        with nothing to send fails with the reason."""
+        counts: dict[str, int] = {}
+        kept, emptied = [], []
+        for entry in group:
+            names = [name for name in entry.attributes if name in self.refused]
+            for name in names:
+                entry.refused[name] = self.refused[name]
+                del entry.attributes[name]
+                entry.timestamps.pop(name, None)
+                counts[name] = counts.get(name, 0) + _carrying(entry, name)
+            (kept if entry.attributes else emptied).append(entry)
+        if counts:
+            refusals.count(self.destination, counts)
+        _fail_refused(emptied)
+        return kept
+
+    def _isolate(self, entry: Entry, first: Result) -> bool:
+        """One profile's update was refused (400): send halves of its attributes
+        until each refused one is alone, delivering the rest. Returns whether
+        attributes were found refused (then remembered for the destination)."""
+        self._record([entry], first, DeliveryAttempt.Outcome.RETRY, FINDING_REFUSED)
+        names = sorted(entry.attributes)
+        refused: dict[str, str] = {}
+        accepted: list[str] = []
+        if len(names) == 1:
+            refused[names[0]] = first.summary()
+        else:
+            stack = [names[len(names) // 2 :], names[: len(names) // 2]]
+            while stack:
+                subset = stack.pop()
+                result = self._update(
+                    {entry.integration_id: {name: entry.attributes[name] for name in subset}}
+                )
+                if result.outcome is Outcome.SUCCESS:
+                    note = f"{len(subset)} of {len(names)} attributes accepted"
+                    self._record([entry], result, DeliveryAttempt.Outcome.SUCCESS, note)
+                    accepted.extend(subset)
+                elif result.outcome is Outcome.PERMANENT and result.status == 400:
+                    if len(subset) > 1:
+                        self._record([entry], result, RETRY, FINDING_REFUSED)
+                        stack.extend([subset[len(subset) // 2 :], subset[: len(subset) // 2]])
+                    else:
+                        note = f"attribute {subset[0]} refused"
+                        self._record([entry], result, DeliveryAttempt.Outcome.FAILED, note)
+                        refused[subset[0]] = result.summary()
+                else:
+                    self._settle([entry], result)
+                    return False
+        if not accepted and not self._profile_accepted(entry, first):
+            return False
+        for name, message in refused.items():
+            carrying = [e for e in entry.events if name in e.attributes]
+            refusals.record(
+                self.destination,
+                name,
+                message,
+                example_value=entry.attributes[name],
+                example_event_id=carrying[-1].pk if carrying else None,
+                events=len(carrying),
             )
-        for reason, rejected in by_reason.items():
-            _finish(_events(rejected), Status.FAILED, reason)
-        return [[entry for i, entry in enumerate(group) if i not in bad]]
+            entry.refused[name] = message
+            del entry.attributes[name]
+            entry.timestamps.pop(name, None)
+        self.refused.update(refused)
+        if entry.attributes:
+            _mark_delivered(self.destination, [entry], timezone.now())
+        else:
+            _fail_refused([entry])
+        return True
+
+    def _profile_accepted(self, entry: Entry, first: Result) -> bool:
+        """Every attribute was refused: is it the profile itself? An update with no
+        attributes tells, so that one bad profile never marks good attributes refused."""
+        result = self._update({entry.integration_id: {}})
+        if result.outcome is Outcome.SUCCESS:
+            note = "the profile itself is accepted: the attributes are refused"
+            self._record([entry], result, DeliveryAttempt.Outcome.SUCCESS, note)
+            return True
+        if result.outcome is Outcome.PERMANENT:
+            note = "the profile itself is refused"
+            self._record([entry], result, DeliveryAttempt.Outcome.FAILED, note)
+            _finish(entry.events, Status.FAILED, first.summary())
+        else:
+            self._settle([entry], result)
+        return False
 
     def _request(self) -> None:
         """Before each request: still the holder, and within the rate limit."""
@@ -391,6 +469,7 @@ def _mark_delivered(destination: Destination, entries: list[Entry], now: datetim
                 stale.setdefault(reason, []).append(event_id)
         for reason, event_ids in stale.items():
             InboundEvent.objects.filter(pk__in=event_ids).update(reason=reason)
+        _note_refused(entries)
         # Read again under lock and keep the newer timestamp per attribute: the
         # state is right even if another flusher delivered meanwhile.
         current = dict(
@@ -418,6 +497,41 @@ def _mark_delivered(destination: Destination, entries: list[Entry], now: datetim
             unique_fields=["destination", "integration_id"],
             update_fields=["attribute_timestamps"],
         )
+
+
+def _fail_refused(entries: list[Entry]) -> None:
+    """Profiles whose every attribute Talon.One refused: failed, with its answers."""
+    by_reason: dict[str, list[InboundEvent]] = {}
+    for entry in entries:
+        details = "; ".join(f"{name} ({entry.refused[name]})" for name in sorted(entry.refused))
+        by_reason.setdefault(ALL_REFUSED_REASON.format(details=details), []).extend(entry.events)
+    for reason, events in by_reason.items():
+        _finish(events, Status.FAILED, reason[:2000])
+    _note_refused(entries)
+
+
+def _note_refused(entries: list[Entry]) -> None:
+    """On each event, a note for every attribute of its own that Talon.One refused."""
+    notes: dict[int, list[dict[str, str]]] = {}
+    for entry in entries:
+        for event in entry.events:
+            for name in sorted(set(event.attributes) & set(entry.refused)):
+                reason = f"{REFUSED_NOTE}: {entry.refused[name]}"
+                notes.setdefault(event.pk, []).append({"attribute": name, "reason": reason})
+    if not notes:
+        return
+    rows = list(InboundEvent.objects.filter(pk__in=notes).only("id", "notes"))
+    for row in rows:
+        row.notes = [*row.notes, *(n for n in notes[row.pk] if n not in row.notes)]
+    InboundEvent.objects.bulk_update(rows, ["notes"])
+
+
+def _carrying(entry: Entry, name: str) -> int:
+    return sum(1 for event in entry.events if name in event.attributes)
+
+
+def _chunks(entries: list[Entry], size: int) -> list[list[Entry]]:
+    return [entries[i : i + size] for i in range(0, len(entries), size)]
 
 
 def _finish(events: list[InboundEvent], status: str, reason: str) -> None:
@@ -462,6 +576,8 @@ def redeliver(events: Iterable[InboundEvent]) -> int:
     destination_ids = set(
         InboundEvent.objects.filter(pk__in=ids).values_list("destination_id", flat=True)
     )
+    # Asked to try again, perhaps after creating the attributes in Talon.One.
+    refusals.retry_now(destination_ids)
     for destination_id in destination_ids:
         transaction.on_commit(lambda d=destination_id: nudge(d))
     return count

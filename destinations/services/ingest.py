@@ -52,6 +52,8 @@ USER_ID_MAX = InboundEvent._meta.get_field("user_id").max_length
 USER_ID_MAX_BYTES = 2000
 # Segment's Actions webhooks send at most this many events per request.
 MAX_EVENTS = 4000
+# Segment's HTTP Tracking API takes at most this many events per batch.
+TRACKING_API_MAX_EVENTS = 2500
 # Far deeper than any Segment event; the mapping notes traits beyond its own 32 levels.
 MAX_NESTING = 64
 # JSON numbers that every store and client here handles (PostgreSQL's bigint, float64).
@@ -105,6 +107,26 @@ _TEXT_FIELDS = {
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How much one request may carry: Segment's destinations send batches of up to
+    4,000 events and 4 MB; its Tracking API (what SDKs send) takes 500 KB."""
+
+    max_request_bytes: int
+    max_events: int
+
+    @classmethod
+    def webhooks(cls) -> Limits:
+        return cls(settings.INGEST_MAX_REQUEST_BYTES, MAX_EVENTS)
+
+    @classmethod
+    def tracking_api(cls) -> Limits:
+        return cls(settings.TRACKING_API_MAX_REQUEST_BYTES, TRACKING_API_MAX_EVENTS)
+
+
+_ID_FIELDS = ("userId", "anonymousId")
+
+
+@dataclass(frozen=True)
 class IngestSummary:
     accepted: int
     skipped: int
@@ -116,30 +138,65 @@ def authenticate(destination: Destination, body: bytes, headers: Mapping[str, st
     """True when the request carries one of the destination's accepted secrets
     (the current one, and the previous one during a rotation).
 
-    Segment's classic webhooks sign the body (X-Signature: hex HMAC-SHA1);
-    senders that set headers may send the secret as Basic user name or Bearer token.
+    Any valid credential authenticates: the secret as Bearer token or Basic user
+    name (header auth, what Webhooks (Actions) users configure), or X-Signature,
+    the hex HMAC-SHA1 of the body. Webhooks (Actions) signs a batch over its
+    first event only; that signature counts only where the destination opts in.
     Without any secret, only a destination marked accept_unsigned takes events.
     """
     accepted = [secret.encode() for secret in secrets.accepted_secrets(destination, timezone.now())]
     if not accepted:
         return destination.accept_unsigned
+    if _authorization_matches(accepted, headers.get("Authorization", "")):
+        return True
+    signature = headers.get("X-Signature")
+    if not signature:
+        return False
+    signed = [body]
+    if destination.accept_first_event_signature and (first := first_element(body)) is not None:
+        signed.append(first)
     # Compared as bytes: header values may hold any latin-1 character, which
     # compare_digest refuses in str.
-    signature = headers.get("X-Signature")
-    if signature:
-        expected = [segment_signature(s, body).encode() for s in accepted]
-        return _matches(expected, signature.strip().lower().encode())
-    scheme, _, credentials = headers.get("Authorization", "").partition(" ")
+    expected = [segment_signature(s, part).encode() for s in accepted for part in signed]
+    return _matches(expected, signature.strip().lower().encode())
+
+
+@sensitive_variables()
+def _authorization_matches(accepted: list[bytes], authorization: str) -> bool:
+    scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer":
         return _matches(accepted, credentials.strip().encode())
     if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        user, _, _password = decoded.partition(b":")
-        return _matches(accepted, user)
+        user = basic_user(credentials)
+        return user is not None and _matches(accepted, user)
     return False
+
+
+def basic_user(credentials: str) -> bytes | None:
+    """The user name of HTTP Basic credentials (base64 of "user:password")."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return decoded.partition(b":")[0]
+
+
+def first_element(body: bytes) -> bytes | None:
+    """The exact bytes of the first element of a JSON array body, which is what
+    Webhooks (Actions) signs (JSON.stringify(payload[0])); None for other bodies."""
+    try:
+        text = body.decode("utf-8")
+        start = len(text) - len(text.lstrip())
+        if not text.startswith("[", start):
+            return None
+        start = len(text) - len(text[start + 1 :].lstrip())
+        _, end = _DECODER.raw_decode(text, start)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return text[start:end].encode()
+
+
+_DECODER = json.JSONDecoder()
 
 
 def segment_signature(secret: bytes, body: bytes) -> str:
@@ -156,16 +213,21 @@ def _matches(candidates: list[bytes], given: bytes) -> bool:
     return matched
 
 
-def parse_events(body: bytes) -> list[Event]:
+def parse_events(body: bytes, limits: Limits | None = None) -> list[Event]:
     """The events in a request body: one event, an array, or {"batch": [...]}.
 
     Raises for the request as a whole, and for a single event that is invalid;
     an invalid event of a batch comes back as an InvalidEvent.
     """
-    if len(body) > settings.INGEST_MAX_REQUEST_BYTES:
-        raise PayloadTooLarge(
-            f"The request body is larger than {settings.INGEST_MAX_REQUEST_BYTES} bytes."
-        )
+    limits = limits or Limits.webhooks()
+    return events_from(load_json(body, limits.max_request_bytes), limits.max_events)
+
+
+def load_json(body: bytes, max_bytes: int) -> Any:
+    """The JSON of a request body, refused whole when it is too large or holds
+    values that cannot be stored. The size limit bounds the memory parsing takes."""
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
     if not body:
         raise InvalidPayload(
             "The body is empty: send the events as JSON, with a Content-Length header."
@@ -183,6 +245,11 @@ def parse_events(body: bytes) -> list[Event]:
     except (ValueError, RecursionError) as exc:
         raise InvalidPayload(f"The body is not valid JSON: {_json_error(exc)}") from None
     _check_values(data)
+    return data
+
+
+def events_from(data: Any, max_events: int) -> list[Event]:
+    """The events of parsed JSON: one event, an array, or {"batch": [...]}."""
     if isinstance(data, dict) and "batch" in data:
         data = data["batch"]
         if not isinstance(data, list):
@@ -190,8 +257,8 @@ def parse_events(body: bytes) -> list[Event]:
     events = data if isinstance(data, list) else [data]
     if not events:
         raise InvalidPayload("The body holds no events.")
-    if len(events) > MAX_EVENTS:
-        raise PayloadTooLarge(f"The request holds more than {MAX_EVENTS} events.")
+    if len(events) > max_events:
+        raise PayloadTooLarge(f"The request holds more than {max_events} events.")
     if not isinstance(data, list):
         _validate_event(data, single=True)
         return [data]
@@ -309,6 +376,7 @@ def _validate_event(event: Any, *, single: bool) -> None:
             if single
             else "The event is not a JSON object."
         )
+    _integer_ids_as_text(event)
     if _size(event) > settings.INGEST_MAX_EVENT_BYTES:
         raise PayloadTooLarge(f"The event is larger than {settings.INGEST_MAX_EVENT_BYTES} bytes.")
     if single and "type" not in event:
@@ -327,18 +395,36 @@ def _validate_event(event: Any, *, single: bool) -> None:
             raise InvalidPayload(f'The event: "{key}" must be an object.')
 
 
+def _integer_ids_as_text(event: dict[str, Any]) -> None:
+    """analytics.js sends a numeric userId as it is; Segment's own pipeline reads it
+    as its decimal string (and Talon.One's integrationId is a string), so do we."""
+    for key in _ID_FIELDS:
+        value = event.get(key)
+        if type(value) is int:  # not bool, which is an int to Python
+            event[key] = str(value)
+
+
 def _text_error(event: dict[str, Any], key: str) -> str | None:
     rule = _TEXT_FIELDS[key]
     value = event.get(key)
     if value is None:
         return f'"{key}" is required.' if rule.required else None
     if not isinstance(value, str):
-        return f'"{key}" must be a string.'
+        kind = "a string or an integer" if key in _ID_FIELDS else "a string"
+        return f'"{key}" must be {kind}, not {_json_type(value)}.'
     if len(value) > rule.max_length:
         return f'"{key}" is longer than {rule.max_length} characters.'
     if rule.max_bytes is not None and len(value.encode()) > rule.max_bytes:
         return f'"{key}" is longer than {rule.max_bytes} bytes as UTF-8.'
     return None
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a number with a fraction" if not value.is_integer() else "a decimal number"
+    return {dict: "an object", list: "an array"}.get(type(value), "a number")
 
 
 def _usable_text(payload: Any, key: str) -> str | None:

@@ -107,13 +107,16 @@ def test_destination_without_secret_refuses_events(make_destination, post_events
     assert post_events("open", identify(), secret="").status_code == 401
 
 
-def test_unknown_slug_is_404(destination, post_events):
-    assert post_events("nope", identify()).status_code == 404
+def test_unknown_and_disabled_slugs_answer_as_a_wrong_signature_does(make_destination, post_events):
+    make_destination(slug="off", enabled=False)
+    make_destination(slug="acme")
+    wrong = post_events("acme", identify(), secret="wrong")
 
+    unknown = post_events("nope", identify())
+    disabled = post_events("off", identify())
 
-def test_disabled_destination_is_404(make_destination, post_events):
-    make_destination(enabled=False)
-    assert post_events("acme", identify()).status_code == 404
+    assert wrong.status_code == unknown.status_code == disabled.status_code == 401
+    assert wrong.json() == unknown.json() == disabled.json()
 
 
 @pytest.mark.parametrize(
@@ -127,7 +130,7 @@ def test_disabled_destination_is_404(make_destination, post_events):
         (b"[]", "no events"),
         (b'{"batch": {}}', '"batch" must be an array'),
         (b'{"userId": "u"}', 'has no "type"'),
-        (b'{"type": "identify", "userId": 42}', '"userId" must be a string'),
+        (b'{"type": "identify", "userId": 4.2}', '"userId" must be a string or an integer'),
         (b'{"type": "identify", "messageId": ["x"]}', '"messageId" must be a string'),
         (b'{"type": "identify", "userId": "u", "traits": []}', '"traits" must be an object'),
         (b'{"type": "identify", "userId": "u", "timestamp": "yesterday"}', "ISO 8601"),
@@ -143,7 +146,7 @@ def test_disabled_destination_is_404(make_destination, post_events):
         "empty-array",
         "batch-object",
         "no-type",
-        "userid-number",
+        "userid-fraction",
         "messageid-list",
         "traits-list",
         "bad-timestamp",
@@ -159,9 +162,15 @@ def test_bad_body_is_400_with_a_message_that_says_why(destination, post_events, 
     assert not InboundEvent.objects.exists()
 
 
-def test_request_over_500_kb_is_413(destination, post_events):
-    event = identify(traits={"email": "x" * (501 * 1024)})
-    assert post_events("acme", event).status_code == 413
+def test_request_over_5_mb_is_413(destination, post_events):
+    events = [identify(message_id=f"m-{i}", traits={"email": "x" * 30_000}) for i in range(180)]
+    raw = json.dumps(events).encode()
+    assert len(raw) > 5 * 1024 * 1024
+
+    response = post_events("acme", raw)
+
+    assert response.status_code == 413
+    assert "larger than 5242880 bytes" in response.json()["detail"]
 
 
 def test_single_event_over_32_kb_is_413(destination, post_events):
@@ -190,9 +199,9 @@ BAD_BATCH_EVENTS = {
         "invalid",
         "bad",
     ),
-    "userid-number": (
-        identify(message_id="bad", userId=42),
-        '"userId" must be a string',
+    "userid-boolean": (
+        identify(message_id="bad", userId=True),
+        '"userId" must be a string or an integer, not a boolean',
         "identify",
         "bad",
     ),
@@ -265,7 +274,7 @@ def test_invalid_event_keeps_its_usable_user_id_and_timestamp(destination, post_
 
 
 def test_invalid_events_of_a_batch_sent_again_are_duplicates(destination, post_events):
-    batch = [identify(), 1, identify(message_id="bad", userId=5)]
+    batch = [identify(), 1, identify(message_id="bad", userId=5.5)]
     assert post_events("acme", batch).json() == {"accepted": 1, "skipped": 2, "duplicates": 0}
 
     again = post_events("acme", batch)
@@ -504,7 +513,8 @@ def test_ingest_schema_is_published(client):
 
     assert response.status_code == 200
     operation = json.loads(response.content)["paths"]["/api/v1/segment/{slug}/"]["post"]
-    assert set(operation["responses"]) == {"200", "400", "401", "404", "413"}
+    assert set(operation["responses"]) == {"200", "400", "401", "413"}
+    assert operation["requestBody"]["required"] is True
 
 
 def test_engage_traits_pass_through_unless_the_destination_turns_it_off(

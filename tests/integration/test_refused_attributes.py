@@ -1,0 +1,233 @@
+"""An attribute Talon.One refuses never sinks the rest of an update: found by
+splitting (never by reading Talon.One's error, whose format is undocumented),
+recorded on each event, remembered for the destination, shown to marketers."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from destinations.models import DeliveryAttempt, InboundEvent, RefusedAttribute
+from destinations.services import delivery
+from tests.conftest import identify
+from tests.local_server import scripted_talon
+
+pytestmark = pytest.mark.django_db
+
+Status = InboundEvent.Status
+AUDIENCE = "new_audience_not_in_talon"  # an Engage audience nobody created in Talon.One yet
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
+
+
+@pytest.fixture
+def destination(make_destination):
+    return make_destination(attributes=["email", "plan", "notInTalon"])
+
+
+def send(post_events, *events):
+    response = post_events("acme", list(events))
+    assert response.status_code == 200, response.content
+
+
+def engage_identify(user_id, message_id, **traits):
+    """An identify as Engage sends it when a user enters an audience."""
+    return identify(
+        user_id,
+        message_id,
+        traits={AUDIENCE: True, **traits},
+        context={"personas": {"computation_class": "audience", "computation_key": AUDIENCE}},
+    )
+
+
+def failing_requests(sandbox):
+    return [r for r in sandbox.requests_log() if r["status"] >= 400]
+
+
+def test_the_other_attributes_are_delivered_and_the_refused_one_noted(
+    destination, post_events, sandbox
+):
+    send(
+        post_events,
+        identify("u1", "m1", traits={"email": "a@x.io", "plan": "gold", "notInTalon": 7}),
+    )
+
+    delivery.flush(destination.pk)
+
+    assert sandbox.profile("u1")["attributes"] == {"email": "a@x.io", "plan": "gold"}
+    event = InboundEvent.objects.get()
+    assert event.status == Status.DELIVERED
+    (note,) = [n for n in event.notes if n["attribute"] == "notInTalon"]
+    assert note["reason"].startswith(delivery.REFUSED_NOTE + ": Talon.One answered 400")
+    refused = RefusedAttribute.objects.get()
+    assert (refused.name, refused.event_count, refused.example_value) == ("notInTalon", 1, "7")
+    assert refused.example_event == event
+    assert refused.retry_at > timezone.now()
+
+
+def test_an_audience_first_sync_is_delivered_in_bulk(make_destination, post_events, sandbox):
+    destination = make_destination(attributes=["email"])
+    members = [engage_identify(f"u{i}", f"m{i}", email=f"u{i}@x.io") for i in range(1000)]
+    send(post_events, *members[:500])
+    send(post_events, *members[500:])
+
+    delivery.flush(destination.pk)
+
+    assert len(sandbox.profiles()) == 1000
+    assert sandbox.profile("u999")["attributes"] == {"email": "u999@x.io"}
+    assert set(InboundEvent.objects.values_list("status", flat=True)) == {Status.DELIVERED}
+    # Halving down to one profile (10), its attributes (3) and the 999 others at once.
+    assert len(sandbox.requests_log()) <= 15
+    assert RefusedAttribute.objects.get().event_count == 1000
+
+
+def test_an_update_of_only_refused_attributes_fails_with_talon_ones_answer(
+    destination, post_events, sandbox
+):
+    send(post_events, engage_identify("u1", "m1"), engage_identify("u2", "m2"))
+
+    delivery.flush(destination.pk)
+
+    for event in InboundEvent.objects.all():
+        assert event.status == Status.FAILED
+        assert event.reason.startswith(
+            f"nothing sent: Talon.One refused every attribute: {AUDIENCE} ("
+        )
+        assert [n["attribute"] for n in event.notes] == [AUDIENCE]
+    assert RefusedAttribute.objects.get(name=AUDIENCE).event_count == 2
+
+
+def test_a_remembered_refusal_costs_later_events_no_failing_request(
+    destination, post_events, sandbox
+):
+    send(post_events, identify("u1", "m1", traits={"email": "a@x.io", "notInTalon": "x"}))
+    delivery.flush(destination.pk)
+    failures = len(failing_requests(sandbox))
+
+    send(post_events, identify("u2", "m2", traits={"email": "b@x.io", "notInTalon": "y"}))
+    delivery.flush(destination.pk)
+
+    assert len(failing_requests(sandbox)) == failures
+    assert sandbox.profile("u2")["attributes"] == {"email": "b@x.io"}
+    second = InboundEvent.objects.get(message_id="m2")
+    assert second.status == Status.DELIVERED
+    assert [n["attribute"] for n in second.notes] == ["notInTalon"]
+    assert RefusedAttribute.objects.get().event_count == 2
+
+
+def test_after_the_retry_time_talon_one_is_asked_again(destination, post_events, sandbox):
+    send(post_events, identify("u1", "m1", traits={"email": "a@x.io", "notInTalon": "x"}))
+    delivery.flush(destination.pk)
+    RefusedAttribute.objects.update(retry_at=timezone.now() - timedelta(seconds=1))
+    sandbox.set_attributes({**sandbox.attributes(), "notInTalon": "string"})  # created meanwhile
+
+    send(post_events, identify("u2", "m2", traits={"email": "b@x.io", "notInTalon": "y"}))
+    delivery.flush(destination.pk)
+
+    assert sandbox.profile("u2")["attributes"] == {"email": "b@x.io", "notInTalon": "y"}
+    assert InboundEvent.objects.get(message_id="m2").notes == []
+
+
+def test_redelivery_asks_talon_one_again(destination, post_events, sandbox):
+    send(post_events, engage_identify("u1", "m1"))
+    delivery.flush(destination.pk)
+    sandbox.set_attributes({**sandbox.attributes(), AUDIENCE: "boolean"})
+
+    delivery.redeliver(InboundEvent.objects.all())
+    delivery.flush(destination.pk)
+
+    assert InboundEvent.objects.get().status == Status.DELIVERED
+    assert sandbox.profile("u1")["attributes"] == {AUDIENCE: True}
+
+
+def test_a_refused_profile_fails_alone_and_marks_no_attribute_refused(
+    destination, post_events, sandbox
+):
+    send(post_events, *[identify(f"u{i}", f"m{i}") for i in range(8)])
+    sandbox.set_faults(reject_profiles=["u5"])
+
+    delivery.flush(destination.pk)
+
+    statuses = dict(InboundEvent.objects.values_list("message_id", "status"))
+    assert statuses.pop("m5") == Status.FAILED
+    assert set(statuses.values()) == {Status.DELIVERED}
+    assert InboundEvent.objects.get(message_id="m5").reason.startswith("Talon.One answered 400")
+    assert not RefusedAttribute.objects.exists()
+    assert sorted(sandbox.profiles()) == sorted(f"u{i}" for i in range(8) if i != 5)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        {"message": "Bad Request"},
+        {"errors": [{"title": "Invalid"}]},
+        None,
+    ],
+    ids=["bare-message", "no-pointers", "empty-body"],
+)
+def test_refused_attributes_are_found_whatever_talon_one_says(
+    make_destination, post_events, refusal
+):
+    """A stand-in that refuses `secret_score` with an answer that names nothing."""
+
+    def script(body):
+        if any("secret_score" in p["attributes"] for p in body["customerProfiles"]):
+            return 400, {}, refusal
+        return 204, {}, None
+
+    with scripted_talon(script) as (url, received):
+        destination = make_destination(base_url=url, attributes=["email", "plan", "secret_score"])
+        send(
+            post_events,
+            *[
+                identify(
+                    f"u{i}", f"m{i}", traits={"email": f"{i}@x.io", "plan": "p", "secret_score": i}
+                )
+                for i in range(6)
+            ],
+        )
+        delivery.flush(destination.pk)
+
+    delivered: dict[str, dict] = {}
+    for body in received:
+        for profile in body["customerProfiles"]:
+            if "secret_score" not in profile["attributes"]:
+                delivered.setdefault(profile["integrationId"], {}).update(profile["attributes"])
+    assert delivered == {f"u{i}": {"email": f"{i}@x.io", "plan": "p"} for i in range(6)}
+    assert set(InboundEvent.objects.values_list("status", flat=True)) == {Status.DELIVERED}
+    assert RefusedAttribute.objects.get().name == "secret_score"
+
+
+def test_with_the_rule_engine_each_profile_is_isolated_the_same_way(
+    make_destination, post_events, sandbox
+):
+    destination = make_destination(attributes=["email", "notInTalon"], run_rule_engine=True)
+    send(post_events, identify("u1", "m1", traits={"email": "a@x.io", "notInTalon": "x"}))
+
+    delivery.flush(destination.pk)
+
+    assert sandbox.profile("u1")["attributes"] == {"email": "a@x.io"}
+    assert InboundEvent.objects.get().status == Status.DELIVERED
+    assert RefusedAttribute.objects.get().name == "notInTalon"
+
+
+def test_an_outage_while_isolating_retries_the_whole_update_later(make_destination, post_events):
+    answers = iter([400, 503])
+
+    def script(body):
+        status = next(answers, 204)
+        return status, {}, {"message": "no"} if status != 204 else None
+
+    with scripted_talon(script) as (url, _received):
+        destination = make_destination(base_url=url, attributes=["email", "plan"])
+        send(post_events, identify("u1", "m1", traits={"email": "a@x.io", "plan": "gold"}))
+        delivery.flush(destination.pk)
+
+    event = InboundEvent.objects.get()
+    assert event.status == Status.PENDING
+    assert event.reason == "retrying: Talon.One answered 503: no"
+    assert not RefusedAttribute.objects.exists()
+    assert [a.outcome for a in DeliveryAttempt.objects.order_by("id")] == ["retry", "retry"]
