@@ -9,8 +9,10 @@ search only on fields they see; every list filter they are offered still works.
 from __future__ import annotations
 
 import pytest
+from django.contrib import admin
 from django.utils import timezone
 
+from destinations.admin import DeliveryAttemptAdmin
 from destinations.models import DeliveryAttempt, Destination, InboundEvent
 from tests.security.conftest import API_KEY, BASE_URL, SECRET
 
@@ -158,3 +160,24 @@ def test_the_links_between_events_and_attempts_still_work_for_marketers(
     assert [a.pk for a in attempts.context["cl"].result_list] == [attempt.pk]
     assert [e.pk for e in events.context["cl"].result_list] == [event.pk]
     assert [e.pk for e in failed.context["cl"].result_list] == [event.pk]
+
+
+def test_a_search_field_or_list_filter_on_a_hidden_field_is_dropped_for_marketers(
+    rf, marketer, operator
+):
+    """None of today's lists searches or filters on a hidden field; one that did
+    would not offer it to Marketers."""
+
+    class AttemptsByUrl(DeliveryAttemptAdmin):
+        search_fields = ["integration_id", "=url", "destination__name"]
+        list_filter = ["outcome", ("url", admin.AllValuesFieldListFilter), "destination"]
+
+    model_admin = AttemptsByUrl(DeliveryAttempt, admin.site)
+    request = rf.get(ATTEMPTS)
+
+    request.user = marketer
+    assert model_admin.get_search_fields(request) == ["integration_id", "destination__name"]
+    assert model_admin.get_list_filter(request) == ["outcome", "destination"]
+    request.user = operator
+    assert model_admin.get_search_fields(request) == AttemptsByUrl.search_fields
+    assert model_admin.get_list_filter(request) == AttemptsByUrl.list_filter
