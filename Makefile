@@ -22,11 +22,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 system-packages:
 	@bin/install-system-packages
 
+# The login, URLs and signed curl come last, once the web server and sandbox answer.
 run: install
-	DJANGO_DEBUG=true $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=true $(BIN)/python manage.py setup_demo \
-		--web-url http://$(HOST):$(WEB_PORT) --sandbox-url http://$(HOST):$(SANDBOX_PORT)
-	DJANGO_DEBUG=true PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
+	DJANGO_DEBUG=true $(BIN)/python manage.py migrate --noinput --verbosity 0
+	@DJANGO_DEBUG=true PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start & \
+	DJANGO_DEBUG=true $(BIN)/python manage.py setup_demo --wait 60 \
+		--web-url http://$(HOST):$(WEB_PORT) --sandbox-url http://$(HOST):$(SANDBOX_PORT); \
+	wait
 
 test: install system-packages lint
 	$(BIN)/pytest

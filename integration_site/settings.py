@@ -138,6 +138,7 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # not a banner line from every process at start
 # axes.W006 warns when lockouts can be dodged by rotating the User-Agent or
 # cookies, and asks for the IP in the key; a lockout keyed on the user name
 # alone cannot be dodged that way (see above, and docs/security.md).
@@ -188,7 +189,7 @@ if REDIS_URL:
     }
 else:
     # No server needed: kombu's filesystem transport, for `make run`.
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost/"  # with a host: no kombu warning per connection
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),

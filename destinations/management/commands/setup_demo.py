@@ -1,8 +1,10 @@
 import json
+import time
 from typing import Any
 
+import requests
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from destinations.services.destinations import upsert_destination
 from destinations.services.ingest import segment_signature
@@ -29,6 +31,14 @@ class Command(BaseCommand):
         parser.add_argument("--web-url", default="http://127.0.0.1:8000")
         parser.add_argument("--sandbox-url", default="http://127.0.0.1:8010")
         parser.add_argument("--admin-password", default="admin")
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=0,
+            metavar="SECONDS",
+            help="Print only once the web server and the sandbox answer (make run starts "
+            "them beside this command), waiting at most this long.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
@@ -63,6 +73,8 @@ class Command(BaseCommand):
             separators=(",", ":"),
         )
         signature = segment_signature(DEMO_SECRET.encode(), body.encode())
+        if options["wait"]:
+            _wait_for([f"{web}/readyz", f"{options['sandbox_url']}/sandbox/stats"], options["wait"])
         self.stdout.write(
             f"""
 Admin:      {web}/admin/   (login admin / {options["admin_password"]})
@@ -78,3 +90,19 @@ Then see the profile:
   curl -sS {options["sandbox_url"]}/sandbox/profiles/demo-user-1
 """
         )
+
+
+def _wait_for(urls: list[str], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    for url in urls:
+        while not _answers(url):
+            if time.monotonic() > deadline:
+                raise CommandError(f"{url} did not answer within {seconds:.0f} s")
+            time.sleep(0.25)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
