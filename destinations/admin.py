@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,13 +18,20 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.debug import sensitive_post_parameters
 
 from destinations.fields import validate_secret
-from destinations.models import AttributeMapping, DeliveryAttempt, Destination, InboundEvent
-from destinations.services import delivery, secrets
+from destinations.models import (
+    AttributeMapping,
+    DeliveryAttempt,
+    Destination,
+    InboundEvent,
+    RefusedAttribute,
+)
+from destinations.selectors import recently_refused
+from destinations.services import delivery, refusals, secrets, tracking
 
 WRITE_ONLY_HELP = "Write-only: the stored value is never shown. Leave empty to keep it."
 MANAGE_CONNECTION = "destinations.manage_connection"
@@ -40,6 +47,63 @@ KEEP_PREVIOUS_CHOICES = [
     (72, "3 days"),
     (168, "7 days"),
 ]
+
+
+REFUSED_TITLE = "Attributes Talon.One refused"
+REFUSED_HELP = (
+    "Talon.One refused these attributes in updates (most often: not created yet in its "
+    "Campaign Manager, entity Customer profile, or created with another type). Everything "
+    "else in those updates was delivered. Create them in Talon.One, or remove their rows; "
+    "they are tried again within the hour, at once when the rows change or on redelivery."
+)
+
+
+def refused_table(
+    rows: Iterable[RefusedAttribute], *, with_destination: bool = False
+) -> SafeString:
+    """The refused attributes as a table a marketer can act on."""
+    header = format_html_join("", "<th>{}</th>", ((h,) for h in _refused_headers(with_destination)))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        ((_refused_cells(row, with_destination),) for row in rows),
+    )
+    if not body:
+        return format_html("<p>{}</p>", "None in the last 7 days.")
+    return format_html(
+        '<p class="help">{}</p><table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+        REFUSED_HELP,
+        header,
+        body,
+    )
+
+
+def _refused_headers(with_destination: bool) -> list[str]:
+    headers = ["attribute", "events", "last seen", "example value", "Talon.One answered"]
+    return ["destination", *headers] if with_destination else headers
+
+
+def _refused_cells(row: RefusedAttribute, with_destination: bool) -> SafeString:
+    example = json.dumps(row.example_value, ensure_ascii=False)
+    if row.example_event_id:
+        url = reverse("admin:destinations_inboundevent_change", args=[row.example_event_id])
+        example_cell = format_html('<a href="{}">{}</a>', url, _cut(example, 80))
+    else:
+        example_cell = format_html("{}", _cut(example, 80))
+    cells = [
+        format_html("<strong>{}</strong>", row.name),
+        format_html("{}", row.event_count),
+        format_html("{}", date_format(timezone.localtime(row.last_seen_at), "DATETIME_FORMAT")),
+        example_cell,
+        format_html("{}", _cut(row.message, 200)),
+    ]
+    if with_destination:
+        cells.insert(0, format_html("{}", row.destination.slug))
+    return format_html_join("", "<td>{}</td>", ((cell,) for cell in cells))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def manages_connection(request: HttpRequest) -> bool:
@@ -79,6 +143,11 @@ class DestinationForm(forms.ModelForm):
     end_rotation = forms.BooleanField(
         label="Stop accepting the previous secret now", required=False
     )
+    write_key = _write_only(
+        "SDK write key",
+        WRITE_ONLY_HELP + " For Segment-compatible SDKs sending straight here (Segment's "
+        "HTTP Tracking API at /v1/...): at least 16 random characters.",
+    )
 
     class Meta:
         model = Destination
@@ -91,11 +160,12 @@ class DestinationForm(forms.ModelForm):
             "forward_engage",
             "max_requests_per_second",
             "accept_unsigned",
+            "accept_first_event_signature",
         ]
         # Declared above as plain fields. Excluded too, because the admin builds
         # its form from the fieldsets, which name them: otherwise the form would
         # load them from the instance (initial data) and write them back.
-        exclude = ["api_key", "shared_secret"]  # noqa: DJ006 (fields is set as well)
+        exclude = ["api_key", "shared_secret", "write_key_digest"]  # noqa: DJ006 (fields is set as well)
         help_texts = {
             "accept_unsigned": "Anyone who knows the ingest URL can then change customer "
             "profiles. Ticking this removes the shared secret."
@@ -104,6 +174,13 @@ class DestinationForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         destination = self.instance  # still as stored: the form does not set the secrets
+        if cleaned.get("write_key"):
+            try:
+                destination.write_key_digest = tracking.checked_digest(
+                    destination, cleaned["write_key"]
+                )
+            except tracking.InvalidWriteKey as exc:
+                self.add_error("write_key", str(exc))
         if cleaned.get("api_key"):
             destination.api_key = cleaned["api_key"]
         elif not destination.api_key:
@@ -212,9 +289,18 @@ class DestinationAdmin(RoleAwareAdmin):
     list_filter = ["enabled"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["ingest_path", "ingest_auth", "created_at", "updated_at"]
+    readonly_fields = [
+        "ingest_path",
+        "ingest_auth",
+        "sdk_write_key",
+        "refused_by_talon_one",
+        "created_at",
+        "updated_at",
+    ]
+    actions = ["retry_refused_attributes"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "enabled", "ingest_path", "ingest_auth"]}),
+        (REFUSED_TITLE, {"fields": ["refused_by_talon_one"]}),
         (
             "Talon.One",
             {
@@ -235,6 +321,9 @@ class DestinationAdmin(RoleAwareAdmin):
                     "keep_previous_secret_for",
                     "end_rotation",
                     "accept_unsigned",
+                    "accept_first_event_signature",
+                    "sdk_write_key",
+                    "write_key",
                 ]
             },
         ),
@@ -244,6 +333,7 @@ class DestinationAdmin(RoleAwareAdmin):
     # every field read-only but the one that decides which traits are forwarded.
     marketer_fieldsets = [
         (None, {"fields": ["name", "slug", "enabled", "ingest_path", "ingest_auth"]}),
+        (REFUSED_TITLE, {"fields": ["refused_by_talon_one"]}),
         (
             "Talon.One",
             {"fields": ["run_rule_engine", "forward_engage", "max_requests_per_second"]},
@@ -319,6 +409,33 @@ class DestinationAdmin(RoleAwareAdmin):
             if destination is not None and secrets.accepts_unsigned(destination):
                 self.message_user(request, UNSIGNED_WARNING, messages.WARNING)
         return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        if any(formset.has_changed() for formset in formsets):
+            # A renamed or retyped row may be what Talon.One refused: ask it again.
+            refusals.retry_now([form.instance.pk])
+
+    @admin.action(description="Ask Talon.One again about the attributes it refused")
+    def retry_refused_attributes(
+        self, request: HttpRequest, queryset: QuerySet[Destination]
+    ) -> None:
+        refusals.retry_now(queryset.values_list("pk", flat=True))
+        self.message_user(request, "Refused attributes are sent again with the next updates.")
+
+    @admin.display(description="Refused recently")
+    def refused_by_talon_one(self, obj: Destination) -> SafeString | str:
+        if obj.pk is None:
+            return "-"
+        return refused_table(recently_refused(obj))
+
+    @admin.display(description="SDK write key")
+    def sdk_write_key(self, obj: Destination) -> str:
+        if not obj.write_key_digest:
+            return "None: the Tracking API (/v1/identify, /v1/batch, ...) refuses every request."
+        return "Set. SDKs send to this service's URL as their host, with the write key."
 
     @admin.display(description="pending", ordering="pending_count")
     def pending(self, obj: Destination) -> int:
@@ -563,3 +680,55 @@ class LogEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="change")
     def change(self, obj: LogEntry) -> str:
         return obj.get_change_message()
+
+
+@admin.register(RefusedAttribute)
+class RefusedAttributeAdmin(ReadOnlyAdmin):
+    """What Talon.One refused, across destinations: a marketer's to-do list."""
+
+    list_display = [
+        "name",
+        "destination_slug",
+        "event_count",
+        "last_seen_at",
+        "example",
+        "message_short",
+        "retry_at",
+    ]
+    list_filter = ["destination"]
+    search_fields = ["name"]
+    list_select_related = ["destination"]
+    actions = ["retry_now"]
+    fields = [
+        "destination",
+        "name",
+        "event_count",
+        "first_seen_at",
+        "last_seen_at",
+        "example",
+        "example_event",
+        "message",
+        "retry_at",
+    ]
+    readonly_fields = fields
+
+    @admin.action(description="Ask Talon.One again with the next updates")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[RefusedAttribute]) -> None:
+        queryset.update(retry_at=timezone.now())
+        self.message_user(request, "They are sent again with the next updates.")
+
+    @admin.display(description="destination", ordering="destination__slug")
+    def destination_slug(self, obj: RefusedAttribute) -> str:
+        return obj.destination.slug
+
+    @admin.display(description="example value")
+    def example(self, obj: RefusedAttribute) -> str:
+        return _cut(json.dumps(obj.example_value, ensure_ascii=False), 80)
+
+    @admin.display(description="Talon.One answered")
+    def message_short(self, obj: RefusedAttribute) -> str:
+        return _cut(obj.message, 120)
+
+
+# The admin index lists what Talon.One refused, where a marketer looks first.
+admin.site.index_template = "destinations/admin_index.html"

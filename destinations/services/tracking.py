@@ -34,9 +34,9 @@ def write_key_digest(write_key: str) -> str:
 
 
 @sensitive_variables()
-def set_write_key(destination: Destination, write_key: str) -> None:
-    """Keys are long random strings (as Segment's are): a SHA-256 finds the
-    destination by an index and needs no salt."""
+def checked_digest(destination: Destination, write_key: str) -> str:
+    """The digest to store for a new write key. Keys are long random strings (as
+    Segment's are): a SHA-256 finds the destination by an index, unsalted."""
     if (
         len(write_key) < MIN_WRITE_KEY_LENGTH
         or not write_key.isascii()
@@ -50,7 +50,12 @@ def set_write_key(destination: Destination, write_key: str) -> None:
     digest = write_key_digest(write_key)
     if Destination.objects.filter(write_key_digest=digest).exclude(pk=destination.pk).exists():
         raise InvalidWriteKey("This write key belongs to another destination.")
-    destination.write_key_digest = digest
+    return digest
+
+
+@sensitive_variables()
+def set_write_key(destination: Destination, write_key: str) -> None:
+    destination.write_key_digest = checked_digest(destination, write_key)
     destination.save(update_fields=["write_key_digest", "updated_at"])
 
 

@@ -63,9 +63,11 @@ def test_roles_are_groups_with_explicit_permissions(roles):
         "delete_attributemapping",
         "view_inboundevent",
         "view_deliveryattempt",
+        "view_refusedattribute",
     }
     operator = codenames("Operator")
     assert {"manage_connection", "redeliver_inboundevent", "view_logentry"} <= operator
+    assert "view_refusedattribute" in operator
     assert {"add_destination", "delete_destination"} <= operator
     # Nobody gets write permissions on the audit log.
     for name in ("Marketer", "Operator"):
