@@ -1,0 +1,142 @@
+"""The Celery tasks, run in this process, with what they queue read back from
+the real broker (the filesystem broker, or Redis when REDIS_URL is set)."""
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from destinations import tasks
+from destinations.models import DeliveryLease, InboundEvent
+from integration_site.celery import app
+from tests.conftest import identify
+from tests.local_server import scripted_talon
+
+pytestmark = pytest.mark.django_db
+
+Status = InboundEvent.Status
+
+
+def take_queued() -> list[tuple[str, list, datetime | None]]:
+    """Every message in the run's queue, taken out: (task, args, eta)."""
+    found = []
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        while message := channel.basic_get(settings.CELERY_TASK_DEFAULT_QUEUE, no_ack=True):
+            eta = message.headers.get("eta")
+            found.append(
+                (
+                    message.headers["task"],
+                    message.decode()[0],
+                    datetime.fromisoformat(eta) if eta else None,
+                )
+            )
+    return found
+
+
+@pytest.fixture(autouse=True)
+def queue(broker_queue):
+    return broker_queue
+
+
+def store(post_events, *events):
+    response = post_events("acme", list(events))
+    assert response.status_code == 200, response.content
+
+
+def test_a_flush_that_delivered_everything_queues_nothing(make_destination, post_events, sandbox):
+    destination = make_destination()
+    store(post_events, identify("u1", "m1"))
+
+    tasks.flush_destination.apply(args=(destination.pk,))
+
+    assert InboundEvent.objects.get().status == Status.DELIVERED
+    assert take_queued() == []
+
+
+def test_a_flush_requeues_itself_for_work_due_soon(make_destination, post_events, settings):
+    settings.DELIVERY_BACKOFF_BASE_SECONDS = 20  # first retry in 10 to 20 s
+    with scripted_talon(lambda body: (503, {}, None)) as (url, _):
+        destination = make_destination(base_url=url)
+        store(post_events, identify("u1", "m1"))
+
+        tasks.flush_destination.apply(args=(destination.pk,))
+
+    due = InboundEvent.objects.get().next_attempt_at
+    [(task, args, eta)] = take_queued()
+    assert task == "destinations.tasks.flush_destination"
+    assert args == [destination.pk]
+    assert eta is not None
+    assert abs((eta - due).total_seconds()) < 1
+
+
+def test_work_due_later_is_left_to_the_sweeper(make_destination, post_events, settings):
+    settings.DELIVERY_BACKOFF_BASE_SECONDS = 80  # first retry in 40 to 80 s
+    with scripted_talon(lambda body: (503, {}, None)) as (url, _):
+        destination = make_destination(base_url=url)
+        store(post_events, identify("u1", "m1"))
+
+        tasks.flush_destination.apply(args=(destination.pk,))
+
+    assert InboundEvent.objects.get().status == Status.PENDING
+    assert take_queued() == []
+
+
+def test_work_already_due_is_requeued_at_once(make_destination, post_events, monkeypatch):
+    destination = make_destination()
+    store(post_events, identify("u1", "m1"))
+    # A flusher that left due work behind (it yielded after DELIVERY_FLUSH_SECONDS).
+    monkeypatch.setattr(
+        "destinations.services.delivery.flush",
+        lambda destination_id, task_id: timezone.now() - timedelta(minutes=5),
+    )
+
+    tasks.flush_destination.apply(args=(destination.pk,))
+
+    [(_, args, eta)] = take_queued()
+    assert args == [destination.pk]
+    assert eta is None  # a countdown of 0: no delay, and never an eta in the past
+
+
+def test_a_task_for_a_disabled_destination_queues_nothing(make_destination, post_events):
+    destination = make_destination()
+    store(post_events, identify("u1", "m1"))
+    destination.enabled = False
+    destination.save()
+
+    tasks.flush_destination.apply(args=(destination.pk,))
+
+    assert InboundEvent.objects.get().status == Status.PENDING
+    assert take_queued() == []
+
+
+def test_sweep_nudges_each_destination_with_due_work_and_no_flusher(make_destination, post_events):
+    due = make_destination("acme")
+    held = make_destination("held")
+    later = make_destination("later")
+    off = make_destination("off")
+    make_destination("idle")
+    for slug in ("acme", "held", "later", "off"):
+        assert post_events(slug, identify()).status_code == 200
+    DeliveryLease.objects.create(
+        destination=held, holder="worker", expires_at=timezone.now() + timedelta(minutes=1)
+    )
+    InboundEvent.objects.filter(destination=later).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=1)
+    )
+    off.enabled = False
+    off.save()
+
+    tasks.sweep()
+
+    assert [args for _, args, _ in take_queued()] == [[due.pk]]
+    assert DeliveryLease.objects.get(destination=due).nudged_at is not None
+
+
+def test_sweep_with_nothing_due_queues_nothing(make_destination):
+    make_destination()
+
+    tasks.sweep()
+
+    assert take_queued() == []
