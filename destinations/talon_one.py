@@ -322,6 +322,13 @@ def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
+_UNUSABLE_URL = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+)
+
+
 def _failure(exc: Exception) -> tuple[Outcome, str]:
     """The outcome and reason for a request that got no answer. A refused or
     filtered port, and a host that does not resolve, all read "Could not
@@ -337,7 +344,7 @@ def _failure(exc: Exception) -> tuple[Outcome, str]:
         return Outcome.RETRY, "Could not connect to Talon.One"
     if isinstance(exc, requests.Timeout):
         return Outcome.RETRY, "Timed out waiting for Talon.One"
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
+    if isinstance(exc, _UNUSABLE_URL):
         return Outcome.PERMANENT, "Not sent: the base URL is not valid; correct it"
     if isinstance(exc, requests.RequestException):
         return Outcome.RETRY, f"Request to Talon.One failed ({type(exc).__name__})"

@@ -124,7 +124,10 @@ def test_the_cli_and_the_admin_refuse_a_metadata_address(login, operator, destin
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("base_url", ["https://acme talon.one", "https://acme.talon.one:99999"])
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://acme talon.one", "https://acme.talon.one:99999", "acme.talon.one", "ftp://acme.one"],
+)
 def test_a_stored_unusable_base_url_fails_at_once_instead_of_retrying_for_a_day(
     base_url, no_broker
 ):
