@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from destinations.models import DeliveryLease, InboundEvent, ProfileState
+from destinations.services import ingest as ingest_service
 from tests.conftest import SECRET, identify, sign
 
 pytestmark = pytest.mark.django_db
@@ -365,9 +366,9 @@ def test_message_id_stored_by_a_concurrent_request_counts_as_a_duplicate(
 ):
     """Another request stores the same messageId after this one began: the row is
     the other request's, so this one neither counts it as accepted nor nudges."""
-    real_bulk_create = InboundEvent.objects.bulk_create
+    real_insert = ingest_service._insert
 
-    def competitor_first(rows, **options):
+    def competitor_first(rows):
         InboundEvent.objects.create(
             destination=destination,
             message_id="m-1",
@@ -377,9 +378,9 @@ def test_message_id_stored_by_a_concurrent_request_counts_as_a_duplicate(
             timestamp=timezone.now(),
             status=Status.PENDING,
         )
-        return real_bulk_create(rows, **options)
+        return real_insert(rows)
 
-    monkeypatch.setattr(InboundEvent.objects, "bulk_create", competitor_first)
+    monkeypatch.setattr(ingest_service, "_insert", competitor_first)
     with django_capture_on_commit_callbacks(execute=True):
         response = post_events("acme", [identify(), identify(message_id="m-2")])
 
