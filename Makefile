@@ -7,7 +7,7 @@ SANDBOX_PORT ?= 8010
 HOST ?= 127.0.0.1
 export WEB_PORT SANDBOX_PORT HOST
 
-.PHONY: install system-packages run test lint format check-deploy bench clean
+.PHONY: install system-packages run test mutation lint format check-deploy bench clean
 
 install: $(VENV)/.installed
 
@@ -30,8 +30,19 @@ run: install
 		--web-url http://$(HOST):$(WEB_PORT) --sandbox-url http://$(HOST):$(SANDBOX_PORT); \
 	wait
 
+# In random order (pytest-randomly prints the seed; replay one with
+# `pytest --randomly-seed=N`), with coverage and its floor ([tool.coverage] in pyproject.toml).
 test: install system-packages lint
-	$(BIN)/pytest
+	$(BIN)/pytest --cov
+
+# Mutation testing of the core ([tool.mutmut] in pyproject.toml), without the
+# end-to-end tests; too slow for every run. Survivors that are equivalent are
+# listed in tests/mutation_equivalents.toml. mutants/ is rebuilt: mutmut would
+# keep stale copies of the modules it does not mutate.
+mutation: install
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(or $(JOBS),2)
+	$(BIN)/python bin/mutation_report.py --fail-under 90
 
 lint: install
 	$(BIN)/ruff check .
