@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from destinations.models import AttributeMapping, Destination
-from destinations.services import secrets
+from destinations.services import refusals, secrets, tracking
 
 DEFAULT_ROTATION = timedelta(hours=24)
 
@@ -26,6 +26,8 @@ def upsert_destination(
     enabled: bool = True,
     attributes: list[tuple[str, str]] | None = None,
     keep_previous_secret_for: timedelta = DEFAULT_ROTATION,
+    accept_first_event_signature: bool = False,
+    write_key: str | None = None,
 ) -> tuple[Destination, bool]:
     """Create or update by slug; given attributes replace the current rows.
 
@@ -50,6 +52,12 @@ def upsert_destination(
     )
     destination.run_rule_engine = run_rule_engine
     destination.enabled = enabled
+    destination.accept_first_event_signature = accept_first_event_signature
+    if write_key:
+        try:
+            destination.write_key_digest = tracking.checked_digest(destination, write_key)
+        except tracking.InvalidWriteKey as exc:
+            raise ValidationError(str(exc)) from None
     destination.full_clean()
     destination.save()
     if attributes is not None:
@@ -58,4 +66,5 @@ def upsert_destination(
         for row in rows:
             row.full_clean()
         AttributeMapping.objects.bulk_create(rows)
+        refusals.retry_now([destination.pk])
     return destination, created

@@ -31,6 +31,16 @@ class Command(BaseCommand):
             help="When the shared secret changes, keep accepting the old one this long "
             "(0 ends it at once). Default: 24.",
         )
+        parser.add_argument(
+            "--accept-first-event-signature",
+            action="store_true",
+            help="Accept Webhooks (Actions) batches whose X-Signature covers only their first "
+            "event (prefer an Authorization header; see docs/security.md).",
+        )
+        parser.add_argument(
+            "--write-key",
+            help="SDK write key for Segment's Tracking API (/v1/...): 16+ random characters.",
+        )
         parser.add_argument("--run-rule-engine", action="store_true")
         parser.add_argument("--disabled", action="store_true")
 
@@ -47,6 +57,8 @@ class Command(BaseCommand):
                 enabled=not options["disabled"],
                 attributes=attributes or None,
                 keep_previous_secret_for=timedelta(hours=options["keep_previous_secret_hours"]),
+                accept_first_event_signature=options["accept_first_event_signature"],
+                write_key=options["write_key"],
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
