@@ -1,8 +1,9 @@
-"""Liveness and readiness probes.
+"""Liveness and readiness probes, and the metrics scrape.
 
 They are answered by a middleware placed first, before anything reads the Host
-header: container health checks and load balancers call them by address
-(127.0.0.1:8000), which DJANGO_ALLOWED_HOSTS rightly refuses for everything else.
+header: container health checks, load balancers and Prometheus call them by
+address (127.0.0.1:8000, web:8000), which DJANGO_ALLOWED_HOSTS rightly refuses
+for everything else.
 """
 
 import logging
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from destinations.metrics import metrics
 from integration_site.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     )
 
 
-PROBES = {"/healthz": healthz, "/readyz": readyz}
+PROBES = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
 
 
 class HealthProbeMiddleware:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import environ
 
+from integration_site.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
@@ -49,6 +51,8 @@ if DEBUG:
 MIDDLEWARE = [
     # First: probes answer by address, whatever DJANGO_ALLOWED_HOSTS says.
     "destinations.health.HealthProbeMiddleware",
+    "integration_site.logging.RequestContextMiddleware",
+    "destinations.metrics.IngestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -254,10 +258,14 @@ INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=32 * 1024)
 TRACKING_API_MAX_REQUEST_BYTES = env.int("TRACKING_API_MAX_REQUEST_BYTES", default=500 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_REQUEST_BYTES, TRACKING_API_MAX_REQUEST_BYTES) + 1024
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+# --- Metrics (/metrics, Prometheus) -------------------------------------------
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")  # empty: /metrics answers 404
+METRICS_WINDOW_SECONDS = env.int("METRICS_WINDOW_SECONDS", default=300)
+
+# Readable text by default; LOG_FORMAT=json for one JSON object a line. Both carry
+# the request id and destination of the request or flush (integration_site/logging.py).
+LOGGING = logging_config(
+    env.str("LOG_FORMAT", default="text"), env.str("LOG_LEVEL", default="INFO")
+)
+# Celery workers and beat keep this configuration rather than install their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

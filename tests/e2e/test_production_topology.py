@@ -7,10 +7,18 @@ import json
 import pytest
 import requests
 from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import API_KEY, SECRET, identify, sign
 from tests.e2e.conftest import wait_for
-from tests.e2e.topology import PUBLIC_HOST, Topology, dockerignore_patterns, ignored, topology
+from tests.e2e.topology import (
+    PUBLIC_HOST,
+    README_ENV,
+    Topology,
+    dockerignore_patterns,
+    ignored,
+    topology,
+)
 
 __all__ = ["topology"]
 
@@ -52,20 +60,49 @@ def test_every_health_check_passes(topology):
         topology.wait_healthy(service)  # fails as compose would: unhealthy
 
 
-def test_a_signed_identify_through_the_proxy_reaches_talon_one(topology):
+def deliver(topology: Topology, user_id: str) -> None:
+    """A destination `shop` (made once, as an operator would), then one signed
+    identify through the proxy, seen arriving at Talon.One."""
     topology.manage(
         "create_destination", "--slug", "shop", "--name", "Shop",
         "--base-url", topology.sandbox.base_url, "--api-key", API_KEY,
         "--shared-secret", SECRET, "--attribute", "email", "--attribute", "plan",
     )  # fmt: skip
-    body = json.dumps(identify("topology-user-1", "topology-1")).encode()
+    body = json.dumps(identify(user_id, f"message-{user_id}")).encode()
 
     response = post(topology, "/api/v1/segment/shop/", body, **{"X-Signature": sign(body)})
 
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 1, "skipped": 0, "duplicates": 0}
-    profile = wait_for(lambda: topology.sandbox.profile("topology-user-1"), timeout=60)
+    profile = wait_for(lambda: topology.sandbox.profile(user_id), timeout=60)
     assert profile["attributes"] == {"email": "ada@example.com", "plan": "gold"}
+
+
+def test_a_signed_identify_through_the_proxy_reaches_talon_one(topology):
+    deliver(topology, "topology-user-1")
+
+
+def test_prometheus_scrapes_web_with_the_token_and_the_proxy_hides_it(topology):
+    deliver(topology, "topology-user-2")
+    web = topology.services["web"].url
+    token = {"Authorization": f"Bearer {README_ENV['METRICS_TOKEN']}"}
+
+    scraped = requests.get(f"{web}/metrics", headers=token, timeout=10)
+    hidden = requests.get(topology.services["proxy"].url + "/metrics", headers=token, timeout=10)
+
+    assert scraped.status_code == 200
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+    }
+    # Added up over the gunicorn workers (PROMETHEUS_MULTIPROC_DIR), whichever served it.
+    accepted = (("endpoint", "segment-ingest"), ("outcome", "accepted"))
+    assert samples[("segment_ingest_requests_total", accepted)] >= 1
+    delivered = (("destination", "shop"), ("status", "delivered"))
+    assert samples[("segment_events", delivered)] >= 1
+    assert samples[("talon_one_recent_requests", (("destination", "shop"), ("status", "204")))]
+    assert hidden.status_code == 404
 
 
 def test_the_admin_and_its_static_files_are_served(topology):

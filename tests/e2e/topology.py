@@ -7,9 +7,10 @@ before the proxy), from a copy of the image's build context (the repository
 less .dockerignore), and each health check runs as the compose file writes it.
 
 What differs from the containers, and only this: every service listens on
-127.0.0.1 with a port of its own; PostgreSQL and Redis are local servers (a
-fresh database, a private redis-server); Talon.One is the sandbox over plain
-http; the interpreter is this one (the image's pip install of requirements.txt).
+127.0.0.1 with a port of its own; a container's /tmp is a folder of the test's;
+PostgreSQL and Redis are local servers (a fresh database, a private
+redis-server); Talon.One is the sandbox over plain http; the interpreter is this
+one (the image's pip install of requirements.txt).
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ README_ENV = {
     "DJANGO_ALLOWED_HOSTS": PUBLIC_HOST,
     "DJANGO_CSRF_TRUSTED_ORIGINS": f"https://{PUBLIC_HOST}",
     "POSTGRES_PASSWORD": "not-used-by-the-processes",
+    "METRICS_TOKEN": "topology-metrics-token",
 }
 # Ports the compose file's commands and probes use inside the containers.
 CONTAINER_PORTS = {"web": 8000, "proxy": 8080}
-EXTERNAL = {"postgres", "redis"}  # images not built from this repository
-BUILT = "build"
+CONTAINER_TMP = "/tmp/"  # noqa: S108 (inside a container, its own)
 
 
 def require(binary: str) -> str:
@@ -237,7 +238,7 @@ class Topology:
         elif service.name == "proxy":
             self.start_proxy(service)
         else:
-            assert BUILT in service.spec, f"{service.name}: not built from this repository"
+            assert "build" in service.spec, f"{service.name}: not built from this repository"
             self.start_app(service)
 
     def start_redis(self, service: Service) -> None:
@@ -274,6 +275,9 @@ class Topology:
 
     def start_app(self, service: Service) -> None:
         env = {**self.base_env(), **service.spec["environment"]}
+        for name, value in env.items():
+            if value.startswith(CONTAINER_TMP):
+                env[name] = str(self.tmp / service.name / value.removeprefix(CONTAINER_TMP))
         env.update(
             DATABASE_URL=self.database.url,
             REDIS_URL=self.redis_url,
