@@ -3,6 +3,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -122,3 +124,21 @@ def broker_queue() -> Iterator[Callable[[], int]]:
     purge()
     yield count
     purge()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Runs side by side stay apart by process id: tests.settings names the test
+    database and the Celery queue after it. A process forked after the settings
+    were read (mutmut forks one per mutant) takes names of its own here."""
+    from django.conf import settings
+
+    from integration_site.celery import app
+
+    pid = str(os.getpid())
+    test = settings.DATABASES["default"]["TEST"]
+    test["NAME"] = re.sub(r"\d+(?=(\.sqlite3)?$)", pid, test["NAME"])
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    if re.fullmatch(r"tests-\d+", queue) and queue != f"tests-{pid}":
+        settings.CELERY_TASK_DEFAULT_QUEUE = app.conf.task_default_queue = f"tests-{pid}"
+        app.__dict__.pop("amqp", None)  # its routes were built for the old queue
