@@ -1,7 +1,11 @@
 """The Celery tasks, run in this process, with what they queue read back from
 the real broker (the filesystem broker, or Redis when REDIS_URL is set)."""
 
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -14,6 +18,8 @@ from tests.conftest import identify
 from tests.local_server import scripted_talon
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
 
 Status = InboundEvent.Status
 
@@ -140,3 +146,20 @@ def test_sweep_with_nothing_due_queues_nothing(make_destination):
     tasks.sweep()
 
     assert take_queued() == []
+
+
+def test_a_fresh_checkout_makes_the_filesystem_brokers_folders(tmp_path):
+    """No folder exists yet under VAR_DIR: publishing must still work (the
+    folders are made when Celery reads its configuration, in any process)."""
+    script = (
+        "import django; django.setup()\n"
+        "from integration_site.celery import app\n"
+        "app.send_task('destinations.tasks.sweep')\n"
+    )
+    env = {**os.environ, "VAR_DIR": str(tmp_path), "REDIS_URL": "", "CELERY_QUEUE": "fresh"}
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env.pop("DATABASE_URL", None)
+
+    subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=True, timeout=60)
+
+    assert len(list((tmp_path / "broker" / "queue").iterdir())) == 1
