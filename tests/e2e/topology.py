@@ -274,10 +274,11 @@ class Topology:
         self.launch(service, command, {"PATH": os.environ["PATH"]})
 
     def start_app(self, service: Service) -> None:
-        env = {**self.base_env(), **service.spec["environment"]}
-        for name, value in env.items():
+        env = self.base_env()
+        for name, value in service.spec["environment"].items():
             if value.startswith(CONTAINER_TMP):
-                env[name] = str(self.tmp / service.name / value.removeprefix(CONTAINER_TMP))
+                value = str(self.tmp / service.name / value.removeprefix(CONTAINER_TMP))
+            env[name] = value
         env.update(
             DATABASE_URL=self.database.url,
             REDIS_URL=self.redis_url,
