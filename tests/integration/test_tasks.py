@@ -118,11 +118,11 @@ def test_a_task_for_a_disabled_destination_queues_nothing(make_destination, post
 
 
 def test_sweep_nudges_each_destination_with_due_work_and_no_flusher(make_destination, post_events):
+    make_destination("idle")  # first: each destination's id then differs from its event's
     due = make_destination("acme")
     held = make_destination("held")
     later = make_destination("later")
     off = make_destination("off")
-    make_destination("idle")
     for slug in ("acme", "held", "later", "off"):
         assert post_events(slug, identify()).status_code == 200
     DeliveryLease.objects.create(

@@ -1,0 +1,60 @@
+"""What a 400 says for values no database stores: the whole message, since it is
+all a Segment operator sees."""
+
+import pytest
+
+from tests.conftest import identify
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def destination(make_destination):
+    return make_destination()
+
+
+def post_raw(post_events, raw: bytes):
+    return post_events("acme", raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        (
+            b'{"type": "identify", "userId": "u\\u0000"}',
+            "The body holds a NUL character (\\u0000), which cannot be stored.",
+        ),
+        (
+            b'{"type": "identify", "userId": "u\\ud800"}',
+            "The body holds an unpaired UTF-16 surrogate (\\ud800): not valid Unicode text.",
+        ),
+        (
+            b'{"type": "identify", "traits": {"n": 1e400}}',
+            "The body is not valid JSON: the number 1e400 is too large.",
+        ),
+        (
+            b'{"type": "identify", "traits": {"n": ' + b"9" * 30 + b"e999999999}}",
+            "The body is not valid JSON: the number " + "9" * 30 + "e999999999 is too large.",
+        ),
+        (
+            b'{"type": "identify", "traits": {"n": ' + b"9" * 50 + b"e999}}",
+            "The body is not valid JSON: the number " + "9" * 40 + "… is too large.",
+        ),
+    ],
+    ids=["nul", "surrogate", "huge-number", "forty-characters", "longer-number-cut"],
+)
+def test_unstorable_values_are_named(destination, post_events, raw, detail):
+    response = post_raw(post_events, raw)
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": detail}
+
+
+def test_a_batch_with_one_unstorable_value_is_refused_whole(destination, post_events):
+    raw = b'[{"type": "identify", "userId": "ok", "messageId": "1"}, {"type": "x\\u0000"}]'
+
+    response = post_raw(post_events, raw)
+
+    assert response.status_code == 400
+    assert "NUL character" in response.json()["detail"]
+    assert post_events("acme", identify()).json()["accepted"] == 1
