@@ -1,5 +1,5 @@
 """docker-compose.yml comes up healthy with the README's .env and delivers an
-event: its services run as processes (tests/e2e/topology.py says how, and what
+event: its services run as processes (topology.py says how, and what
 differs from the containers)."""
 
 import json
@@ -11,16 +11,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import API_KEY, SECRET, identify, sign
 from tests.e2e.conftest import wait_for
-from tests.e2e.topology import (
+from tests.e2e.production.topology import (
     PUBLIC_HOST,
     README_ENV,
     Topology,
     dockerignore_patterns,
     ignored,
-    topology,
 )
-
-__all__ = ["topology"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -19,9 +19,7 @@ import requests
 
 from tests.conftest import API_KEY, SECRET, identify, sign
 from tests.e2e.conftest import ROOT
-from tests.e2e.topology import PUBLIC_HOST, Topology, topology
-
-__all__ = ["topology"]
+from tests.e2e.production.topology import PUBLIC_HOST, Topology
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -22,13 +22,11 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 import yaml
 from django.conf import settings
 
@@ -381,21 +379,3 @@ class Topology:
 
     def logs(self) -> str:
         return "".join(f"----- {p.name} -----\n{p.output()}\n" for p in self.processes)
-
-
-@pytest.fixture(scope="module")
-def topology(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Topology]:
-    """The whole stack, once per test module; every process's output is shown
-    when a test of the module failed."""
-    failed_before = request.session.testsfailed
-    topology = Topology(tmp_path_factory.mktemp("topology"))
-    try:
-        topology.up()
-        topology.start_sandbox()
-        yield topology
-    finally:
-        topology.down()
-        if request.session.testsfailed > failed_before or sys.exc_info()[0] is not None:
-            print(topology.logs())
