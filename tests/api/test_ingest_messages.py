@@ -50,6 +50,39 @@ def test_unstorable_values_are_named(destination, post_events, raw, detail):
     assert response.json() == {"detail": detail}
 
 
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        (b'{"type": 5}', 'The event: "type" must be a string, not a number.'),
+        (
+            b'{"type": "identify", "timestamp": 1.5}',
+            'The event: "timestamp" must be a string, not a number with a fraction.',
+        ),
+        (
+            b'{"type": "identify", "messageId": {}}',
+            'The event: "messageId" must be a string, not an object.',
+        ),
+        (
+            b'{"type": "identify", "messageId": []}',
+            'The event: "messageId" must be a string, not an array.',
+        ),
+        (b'{"type": true}', 'The event: "type" must be a string, not a boolean.'),
+        (
+            b"{",
+            "The body is not valid JSON: "
+            "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "The body is not valid JSON: it is nested too deeply."),
+    ],
+    ids=["number", "fraction", "object", "array", "boolean", "syntax", "too-deep"],
+)
+def test_what_is_wrong_is_said(destination, post_events, raw, detail):
+    response = post_raw(post_events, raw)
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": detail}
+
+
 def test_a_batch_with_one_unstorable_value_is_refused_whole(destination, post_events):
     raw = b'[{"type": "identify", "userId": "ok", "messageId": "1"}, {"type": "x\\u0000"}]'
 
