@@ -27,8 +27,11 @@ from destinations.models import (
     AttributeMapping,
     DeliveryAttempt,
     Destination,
+    EventMapping,
+    EventProperty,
     InboundEvent,
     RefusedAttribute,
+    TalonAudience,
 )
 from destinations.selectors import recently_refused
 from destinations.services import delivery, refusals, secrets, tracking
@@ -158,6 +161,7 @@ class DestinationForm(forms.ModelForm):
             "base_url",
             "run_rule_engine",
             "forward_engage",
+            "engage_audiences",
             "max_requests_per_second",
             "accept_unsigned",
             "accept_first_event_signature",
@@ -224,6 +228,12 @@ class AttributeMappingFormSet(forms.BaseInlineFormSet):
                     "are case-sensitive, but two rows that differ only in case are a typo.",
                 )
             seen.setdefault(name.lower(), name)
+
+
+class EventPropertyInline(admin.TabularInline):
+    model = EventProperty
+    extra = 1
+    fields = ["name", "type"]
 
 
 class AttributeMappingInline(admin.TabularInline):
@@ -294,6 +304,8 @@ class DestinationAdmin(RoleAwareAdmin):
         "ingest_auth",
         "sdk_write_key",
         "refused_by_talon_one",
+        "track_events",
+        "talon_audiences",
         "created_at",
         "updated_at",
     ]
@@ -301,6 +313,7 @@ class DestinationAdmin(RoleAwareAdmin):
     fieldsets = [
         (None, {"fields": ["name", "slug", "enabled", "ingest_path", "ingest_auth"]}),
         (REFUSED_TITLE, {"fields": ["refused_by_talon_one"]}),
+        ("Track events and audiences", {"fields": ["track_events", "talon_audiences"]}),
         (
             "Talon.One",
             {
@@ -309,6 +322,7 @@ class DestinationAdmin(RoleAwareAdmin):
                     "api_key",
                     "run_rule_engine",
                     "forward_engage",
+                    "engage_audiences",
                     "max_requests_per_second",
                 ]
             },
@@ -334,9 +348,17 @@ class DestinationAdmin(RoleAwareAdmin):
     marketer_fieldsets = [
         (None, {"fields": ["name", "slug", "enabled", "ingest_path", "ingest_auth"]}),
         (REFUSED_TITLE, {"fields": ["refused_by_talon_one"]}),
+        ("Track events and audiences", {"fields": ["track_events", "talon_audiences"]}),
         (
             "Talon.One",
-            {"fields": ["run_rule_engine", "forward_engage", "max_requests_per_second"]},
+            {
+                "fields": [
+                    "run_rule_engine",
+                    "forward_engage",
+                    "engage_audiences",
+                    "max_requests_per_second",
+                ]
+            },
         ),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
@@ -430,6 +452,50 @@ class DestinationAdmin(RoleAwareAdmin):
         if obj.pk is None:
             return "-"
         return refused_table(recently_refused(obj))
+
+    @admin.display(description="Track events forwarded")
+    def track_events(self, obj: Destination) -> SafeString | str:
+        if obj.pk is None:
+            return "-"
+        add = reverse("admin:destinations_eventmapping_add") + f"?destination={obj.pk}"
+        rows = format_html_join(
+            "",
+            '<li><a href="{}">{}</a> → {} ({} properties)</li>',
+            (
+                (
+                    reverse("admin:destinations_eventmapping_change", args=[m.pk]),
+                    m.segment_event,
+                    m.talon_event_type,
+                    m.properties.count(),
+                )
+                for m in obj.event_mappings.all()
+            ),
+        )
+        return format_html(
+            '<ul>{}</ul><a href="{}">Forward another track event</a>',
+            rows or format_html("<li>{}</li>", "None: track calls are recorded, not sent."),
+            add,
+        )
+
+    @admin.display(description="Talon.One audiences")
+    def talon_audiences(self, obj: Destination) -> SafeString | str:
+        if obj.pk is None:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (a.key, a.talon_id or "not created yet", a.members_added, a.members_removed)
+                for a in obj.audiences.all()
+            ),
+        )
+        if not rows:
+            return "None yet (Engage audiences are sent as audiences when chosen above)."
+        return format_html(
+            "<table><thead><tr><th>Engage audience</th><th>Talon.One id</th>"
+            "<th>entries sent</th><th>exits sent</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="SDK write key")
     def sdk_write_key(self, obj: Destination) -> str:
@@ -728,6 +794,41 @@ class RefusedAttributeAdmin(ReadOnlyAdmin):
     @admin.display(description="Talon.One answered")
     def message_short(self, obj: RefusedAttribute) -> str:
         return _cut(obj.message, 120)
+
+
+@admin.register(EventMapping)
+class EventMappingAdmin(RoleAwareAdmin):
+    """A Segment track event forwarded as a Talon.One custom event, and the
+    properties sent as its attributes (marketers edit these like attribute rows)."""
+
+    inlines = [EventPropertyInline]
+    list_display = ["segment_event", "talon_event_type", "destination"]
+    list_filter = ["destination"]
+    search_fields = ["segment_event", "talon_event_type"]
+    fields = ["destination", "segment_event", "talon_event_type"]
+
+
+@admin.register(TalonAudience)
+class TalonAudienceAdmin(RoleAwareAdmin):
+    """Engage audiences created as Talon.One audiences. Operators may set the
+    Talon.One id of one created elsewhere (Talon.One then answers 409)."""
+
+    list_display = ["key", "destination", "talon_id", "members_added", "members_removed"]
+    list_filter = ["destination"]
+    search_fields = ["key"]
+    fields = [
+        "destination",
+        "key",
+        "computation_id",
+        "talon_id",
+        "members_added",
+        "members_removed",
+        "created_at",
+    ]
+    readonly_fields = [f for f in fields if f != "talon_id"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 # The admin index lists what Talon.One refused, where a marketer looks first.

@@ -69,6 +69,19 @@ class Destination(models.Model):
         help_text="Run Talon.One's rules on every profile update (slower: one request per "
         "profile instead of bulk requests).",
     )
+
+    class EngageAudiences(models.TextChoices):
+        ATTRIBUTE = "attribute", "as a Boolean attribute named by the audience key"
+        AUDIENCE = "audience", "as a Talon.One audience (membership added and removed)"
+        BOTH = "both", "both"
+
+    engage_audiences = models.CharField(
+        "Engage audiences",
+        max_length=10,
+        choices=EngageAudiences.choices,
+        default=EngageAudiences.ATTRIBUTE,
+        help_text="How Segment Engage audience entries and exits reach Talon.One.",
+    )
     forward_engage = models.BooleanField(
         "Forward Engage traits",
         default=True,
@@ -146,6 +159,84 @@ class AttributeMapping(models.Model):
         return f"{self.name} ({self.type})"
 
 
+class EventMapping(models.Model):
+    """A Segment track event forwarded to Talon.One as a custom event."""
+
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="event_mappings"
+    )
+    segment_event = models.CharField(
+        "Segment event", max_length=200, help_text="Exact, case-sensitive event name."
+    )
+    talon_event_type = models.CharField(
+        "Talon.One event type",
+        max_length=255,
+        help_text="The custom event's type in Talon.One (its name there).",
+    )
+
+    class Meta:
+        ordering = ["segment_event"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["destination", "segment_event"], name="unique_event_mapping"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment_event} → {self.talon_event_type}"
+
+
+class EventProperty(models.Model):
+    """A track property (after flattening) sent as the event attribute of the same name."""
+
+    event_mapping = models.ForeignKey(
+        EventMapping, on_delete=models.CASCADE, related_name="properties"
+    )
+    name = models.CharField(max_length=255, validators=[validate_attribute_name])
+    type = models.CharField(
+        max_length=20,
+        choices=[(t.value, t.value) for t in AttributeType],
+        default=AttributeType.STRING,
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                "event_mapping", Lower("name"), name="unique_event_property_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
+
+
+class TalonAudience(models.Model):
+    """An Engage audience as a Talon.One audience: created once, its id remembered."""
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="audiences")
+    key = models.CharField(max_length=255, help_text="Segment's computation_key.")
+    computation_id = models.CharField(max_length=255, blank=True)
+    talon_id = models.BigIntegerField(
+        "Talon.One audience id",
+        null=True,
+        blank=True,
+        help_text="Set when the audience was created in Talon.One.",
+    )
+    members_added = models.PositiveIntegerField(default=0)
+    members_removed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "key"], name="unique_audience_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class InboundEvent(models.Model):
     """Every event Segment handed us, and the state of its delivery (the outbox)."""
 
@@ -154,6 +245,14 @@ class InboundEvent(models.Model):
         DELIVERED = "delivered"
         FAILED = "failed"
         SKIPPED = "skipped"
+
+    class Kind(models.TextChoices):
+        """Which Talon.One call the row becomes (one handler per kind)."""
+
+        PROFILE = "profile", "profile update"
+        AUDIENCE = "audience", "audience membership"
+        EVENT = "event", "custom event"
+        DELETION = "deletion", "customer data deletion"
 
     destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="events")
     message_id = models.CharField(max_length=200)
@@ -164,7 +263,11 @@ class InboundEvent(models.Model):
         help_text="When it happened, from the event (Segment's clock)."
     )
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, blank=True)
     attributes = models.JSONField(default=dict, help_text="The mapped Talon.One attributes.")
+    call = models.JSONField(
+        default=dict, help_text="What else the call needs (event type, audience)."
+    )
     notes = models.JSONField(default=list, help_text="Why traits were dropped or changed.")
     status = models.CharField(max_length=10, choices=Status.choices)
     reason = models.TextField(blank=True, help_text="Why it was skipped or failed.")
@@ -244,6 +347,9 @@ class ProfileState(models.Model):
     destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="+")
     integration_id = models.CharField(max_length=1000)
     attribute_timestamps = models.JSONField(default=dict)
+    # Segment timestamp of the deletion delivered for this profile: older calls
+    # arriving later are not sent, so they cannot bring the profile back.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

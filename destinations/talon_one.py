@@ -11,10 +11,9 @@ import enum
 import ipaddress
 import json
 import math
-import re
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -64,8 +63,8 @@ class Result:
     duration_ms: int
     retry_after: float | None = None
     message: str = ""
-    # Bulk request errors by profile index, read from the whole response.
-    profile_errors: dict[int, str] = field(default_factory=dict)
+    # The answer's JSON on success (a created audience's id, say); None otherwise.
+    data: Any = None
 
     def summary(self) -> str:
         """A one-line reason for operators."""
@@ -75,28 +74,16 @@ class Result:
         return f"Talon.One answered {self.status}{detail}"
 
 
-def read_error(text: str) -> tuple[str, dict[int, str]]:
-    """Talon.One's error message and, for bulk requests, each failing profile's
-    details by index (from `source.pointer` = /customerProfiles/<index>/...)."""
+def read_error(text: str) -> str:
+    """Talon.One's error message. Only shown to people: the format of its details
+    is not documented, so nothing is decided on them."""
     try:
         data = json.loads(text)
     except ValueError:
-        return "", {}
-    if not isinstance(data, dict):
-        return "", {}
-    message = data.get("message") if isinstance(data.get("message"), str) else ""
-    by_profile: dict[int, str] = {}
-    for error in data.get("errors") or []:
-        if not isinstance(error, dict) or not isinstance(error.get("source"), dict):
-            continue
-        match = _PROFILE_POINTER.match(str(error["source"].get("pointer", "")))
-        if match:
-            detail = error.get("details") or error.get("title") or message
-            by_profile.setdefault(int(match[1]), str(detail)[:MESSAGE_LIMIT])
-    return message[:MESSAGE_LIMIT], by_profile
-
-
-_PROFILE_POINTER = re.compile(r"^/customerProfiles/(\d+)(?:/|$)")
+        return ""
+    if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+        return ""
+    return data["message"][:MESSAGE_LIMIT]
 
 
 def classify(status: int) -> Outcome:
@@ -239,7 +226,7 @@ class TalonOneClient:
     ) -> Result:
         path = f"/v2/customer_profiles/{quote(integration_id, safe='')}"
         query = f"?runRuleEngine={'true' if run_rule_engine else 'false'}"
-        return self._put(path + query, {"attributes": attributes})
+        return self._send("PUT", path + query, {"attributes": attributes})
 
     def update_profiles(self, profiles: dict[str, dict[str, Any]]) -> Result:
         if len(profiles) > BULK_LIMIT:
@@ -250,17 +237,42 @@ class TalonOneClient:
                 for integration_id, attributes in profiles.items()
             ]
         }
-        return self._put("/v2/customer_profiles?silent=yes", body)
+        return self._send("PUT", "/v2/customer_profiles?silent=yes", body)
 
-    def _put(self, path: str, body: dict[str, Any]) -> Result:
+    def track_event(
+        self, integration_id: str, event_type: str, attributes: dict[str, Any]
+    ) -> Result:
+        """POST /v2/events (trackEventV2), silent: no effects are read back."""
+        body = {"profileId": integration_id, "type": event_type, "attributes": attributes}
+        return self._send("POST", "/v2/events?silent=yes", body)
+
+    def create_audience(self, name: str, integration_id: str) -> Result:
+        """POST /v2/audiences (createAudienceV2); the new audience's id is in `data`."""
+        body = {"name": name, "integration": "segment", "integrationId": integration_id}
+        return self._send("POST", "/v2/audiences", body)
+
+    def update_audiences(self, changes: list[dict[str, Any]]) -> Result:
+        """POST /v2/customer_audiences: adds and deletes of memberships, in bulk."""
+        if len(changes) > BULK_LIMIT:
+            raise ValueError(f"Talon.One takes at most {BULK_LIMIT} changes per request")
+        return self._send("POST", "/v2/customer_audiences", {"data": changes})
+
+    def delete_customer_data(self, integration_id: str) -> Result:
+        """DELETE /v1/customer_data/{integrationId}: the customer's data in every
+        Application of the key's environment."""
+        return self._send("DELETE", f"/v1/customer_data/{quote(integration_id, safe='')}", None)
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None) -> Result:
         url = self.base_url + path
+        shown = body if body is not None else {}
         started = time.monotonic()
         if not is_valid_secret(self._api_key):
             return Result(
-                "PUT", url, body, Outcome.PERMANENT, None, "", BAD_KEY, _elapsed_ms(started)
+                method, url, shown, Outcome.PERMANENT, None, "", BAD_KEY, _elapsed_ms(started)
             )
         try:
-            response = self._session.put(
+            response = self._session.request(
+                method,
                 url,
                 json=body,
                 headers={"Authorization": f"ApiKey-v1 {self._api_key}"},
@@ -274,22 +286,21 @@ class TalonOneClient:
             # The reason names the kind of failure only: the exception's text
             # may quote the URL and headers, the key among them.
             outcome, error = _failure(exc)
-            return Result("PUT", url, body, outcome, None, "", error, _elapsed_ms(started))
+            return Result(method, url, shown, outcome, None, "", error, _elapsed_ms(started))
         text = self._redact(text)
         outcome = classify(response.status_code)
-        message, profile_errors = ("", {}) if outcome is Outcome.SUCCESS else read_error(text)
         return Result(
-            method="PUT",
+            method=method,
             url=url,
-            body=body,
+            body=shown,
             outcome=outcome,
             status=response.status_code,
             response_body=text[:RESPONSE_BODY_LIMIT],
             error="",
             duration_ms=_elapsed_ms(started),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            message=message,
-            profile_errors=profile_errors,
+            message="" if outcome is Outcome.SUCCESS else read_error(text),
+            data=_json(text) if outcome is Outcome.SUCCESS else None,
         )
 
     def _redact(self, text: str) -> str:
@@ -316,6 +327,13 @@ def _read_text(response: requests.Response) -> str:
         if len(data) >= RESPONSE_READ_LIMIT:
             break
     return bytes(data[:RESPONSE_READ_LIMIT]).decode(response.encoding or "utf-8", "replace")
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 def _elapsed_ms(started: float) -> int:

@@ -61,6 +61,9 @@ class SandboxClient:
         response.raise_for_status()
         return response.json()
 
+    def audiences(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/audiences")
+
     def requests_log(self) -> list[dict[str, Any]]:
         return self._call("GET", "/requests")
 

@@ -33,6 +33,8 @@ class ControlApi:
             case "GET", _ if path.startswith(_PROFILE_PREFIX):
                 profile = state.profile_json(unquote(path[len(_PROFILE_PREFIX) :]))
                 return Response(200, profile) if profile is not None else _not_found(path)
+            case "GET", "/audiences":
+                return Response(200, state.audiences_json())
             case "GET", "/requests":
                 return Response(200, state.requests_json())
             case "GET", "/stats":

@@ -13,14 +13,21 @@ from .validation import (
     ProfileUpdate,
     bulk_update,
     check_integration_id_parameter,
+    membership_changes,
+    new_audience,
     parse_json,
     single_update,
+    track_event,
 )
 
 AUTH_PREFIX = "ApiKey-v1 "
 AUTHPING_PATH = "/v2/authping"
 PROFILES_PATH = "/v2/customer_profiles"
 PROFILE_PREFIX = PROFILES_PATH + "/"
+EVENTS_PATH = "/v2/events"
+AUDIENCES_PATH = "/v2/audiences"
+MEMBERSHIPS_PATH = "/v2/customer_audiences"
+CUSTOMER_DATA_PREFIX = "/v1/customer_data/"
 PARALLEL_MESSAGE = "Too many requests or limit reached - avoid parallel requests"
 _FAULT_MESSAGES = {
     409: PARALLEL_MESSAGE,
@@ -33,6 +40,10 @@ class Operation(enum.Enum):
     AUTHPING = "authping"
     UPDATE_PROFILE = "updateCustomerProfileV2"
     UPDATE_PROFILES = "updateCustomerProfilesV2"
+    TRACK_EVENT = "trackEventV2"
+    CREATE_AUDIENCE = "createAudienceV2"
+    UPDATE_MEMBERSHIPS = "updateCustomerProfileAudiences"
+    DELETE_CUSTOMER_DATA = "deleteCustomerData"
 
 
 class IntegrationApi:
@@ -84,6 +95,14 @@ class IntegrationApi:
                     return self._update_profile(request, _json_body(parsed))
                 case Operation.UPDATE_PROFILES:
                     return self._update_profiles(request, _json_body(parsed))
+                case Operation.TRACK_EVENT:
+                    return self._track_event(request, _json_body(parsed))
+                case Operation.CREATE_AUDIENCE:
+                    return self._create_audience(request, _json_body(parsed))
+                case Operation.UPDATE_MEMBERSHIPS:
+                    return self._update_memberships(request, _json_body(parsed))
+                case Operation.DELETE_CUSTOMER_DATA:
+                    return self._delete_customer_data(request)
         except InvalidRequest as exc:
             return error_response(400, exc.errors)
         except ProfileBusy:
@@ -148,6 +167,56 @@ class IntegrationApi:
         # MultipleCustomerProfileIntegrationResponseV2
         return Response(200, {"integrationStates": [{"customerProfile": p} for p in profiles]})
 
+    def _track_event(self, request: Request, body: Any) -> Response:
+        event = track_event(body)
+        silent = request.query.get("silent", "yes")
+        with self.state.hold_profiles({event.profile_id}):
+            _sleep_ms(self.state.faults.latency_ms)
+            self.state.track(event)
+        if silent == "yes":
+            return Response(204)
+        # TrackEventV2Response: effects, createdCoupons and createdReferrals are required.
+        return Response(200, {"effects": [], "createdCoupons": [], "createdReferrals": []})
+
+    def _create_audience(self, request: Request, body: Any) -> Response:
+        audience = self.state.create_audience(new_audience(body))
+        if audience is None:
+            return error_response(
+                409,
+                [
+                    ApiError.at_pointer(
+                        "/integrationId",
+                        "Conflict",
+                        "an audience with this integrationId exists already",
+                    )
+                ],
+            )
+        return Response(201, audience)
+
+    def _update_memberships(self, request: Request, body: Any) -> Response:
+        changes = membership_changes(body)
+        with self.state.hold_profiles({change.integration_id for change in changes}):
+            _sleep_ms(self.state.faults.latency_ms)
+            unknown = self.state.change_memberships(changes)
+        if unknown is not None:
+            return error_response(
+                404,
+                [ApiError.at_resource(request.path, "Not found", f"no audience {unknown}")],
+            )
+        return Response(204)
+
+    def _delete_customer_data(self, request: Request) -> Response:
+        integration_id = _decode_integration_id(request.path[len(CUSTOMER_DATA_PREFIX) :])
+        with self.state.hold_profiles({integration_id}):
+            _sleep_ms(self.state.faults.latency_ms)
+            deleted = self.state.delete_customer(integration_id)
+        if not deleted:
+            return error_response(
+                404,
+                [ApiError.at_resource(request.path, "Not found", "no such customer")],
+            )
+        return Response(204)
+
     def _commit(
         self,
         updates: list[ProfileUpdate],
@@ -174,6 +243,16 @@ def _route(request: Request) -> Operation | None:
     segment = path[len(PROFILE_PREFIX) :]
     if path.startswith(PROFILE_PREFIX) and segment and "/" not in segment and method == "PUT":
         return Operation.UPDATE_PROFILE
+    simple = {
+        (EVENTS_PATH, "POST"): Operation.TRACK_EVENT,
+        (AUDIENCES_PATH, "POST"): Operation.CREATE_AUDIENCE,
+        (MEMBERSHIPS_PATH, "POST"): Operation.UPDATE_MEMBERSHIPS,
+    }
+    if (path, method) in simple:
+        return simple[(path, method)]
+    customer = path[len(CUSTOMER_DATA_PREFIX) :]
+    if path.startswith(CUSTOMER_DATA_PREFIX) and customer and "/" not in customer:
+        return Operation.DELETE_CUSTOMER_DATA if method == "DELETE" else None
     return None
 
 
@@ -193,9 +272,19 @@ def _json_body(parsed: Any) -> Any:
     return parsed
 
 
+_ONE_PROFILE = (Operation.UPDATE_PROFILE, Operation.TRACK_EVENT, Operation.DELETE_CUSTOMER_DATA)
+
+
 def _profile_count(operation: Operation | None, body: Any) -> int:
-    if operation is Operation.UPDATE_PROFILE:
+    if operation in (
+        Operation.UPDATE_PROFILE,
+        Operation.TRACK_EVENT,
+        Operation.DELETE_CUSTOMER_DATA,
+    ):
         return 1
+    if operation is Operation.UPDATE_MEMBERSHIPS and type(body) is dict:
+        changes = body.get("data")
+        return len(changes) if type(changes) is list else 0
     if operation is Operation.UPDATE_PROFILES and type(body) is dict:
         profiles = body.get("customerProfiles")
         return len(profiles) if type(profiles) is list else 0

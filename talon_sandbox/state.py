@@ -16,7 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from .responses import Request
-from .validation import ProfileUpdate, Rules
+from .validation import MembershipChange, NewAudience, ProfileUpdate, Rules, TrackedEvent
 
 ACCOUNT_ID = 1  # the one Talon.One account the sandbox pretends to be
 _ERROR_STATUSES = frozenset(status.value for status in HTTPStatus if status >= 400)
@@ -146,6 +146,7 @@ class Profile:
     last_activity: str
     attributes: dict[str, Any] = field(default_factory=dict)
     audiences: set[int] = field(default_factory=set)
+    events: list[dict[str, Any]] = field(default_factory=list)
     updates: int = 0
 
     def apply(self, update: ProfileUpdate) -> None:
@@ -183,6 +184,7 @@ class Profile:
             "attributes": dict(self.attributes),
             "updates": self.updates,
             "audiences": sorted(self.audiences),
+            "events": list(self.events),
             "created": self.created,
         }
 
@@ -210,6 +212,7 @@ class SandboxState:
         self._profiles_updated = 0
         self._parallel_conflicts = 0
         self._in_flight = 0  # a gauge of requests being handled, so reset() leaves it
+        self._audiences: dict[int, dict[str, Any]] = {}
 
     def rules(self) -> Rules:
         return Rules(self.catalogue, self.faults.reject_profiles)
@@ -237,6 +240,7 @@ class SandboxState:
     ) -> None:
         with self._lock:
             self._profiles.clear()
+            self._audiences.clear()
             self._next_id = 1
             self._log.clear()
             self._request_count = 0
@@ -297,6 +301,55 @@ class SandboxState:
                 if want_states:
                     states.append(profile.to_talon())
         return states
+
+    def track(self, event: TrackedEvent) -> None:
+        """Store an event on its profile (created if missing, as Talon.One does)."""
+        with self._lock:
+            profile = self._profile_for(event.profile_id, dry=False)
+            profile.events.append({"type": event.type, "attributes": dict(event.attributes)})
+
+    def create_audience(self, audience: NewAudience) -> dict[str, Any] | None:
+        """The new audience (Talon.One's Audience schema), or None when one with
+        this integrationId exists already (Talon.One answers 409)."""
+        with self._lock:
+            if audience.integration_id and any(
+                a["integrationId"] == audience.integration_id for a in self._audiences.values()
+            ):
+                return None
+            audience_id = len(self._audiences) + 1
+            self._audiences[audience_id] = {
+                "id": audience_id,
+                "accountId": ACCOUNT_ID,
+                "created": utc_now(),
+                "name": audience.name,
+                "integration": audience.integration,
+                "integrationId": audience.integration_id,
+            }
+            return dict(self._audiences[audience_id])
+
+    def change_memberships(self, changes: list[MembershipChange]) -> int | None:
+        """Apply all changes, or none: returns an unknown audience id (404) if any."""
+        with self._lock:
+            for change in changes:
+                if change.audience_id not in self._audiences:
+                    return change.audience_id
+            for change in changes:
+                if change.add:
+                    self._profile_for(change.integration_id, dry=False).audiences.add(
+                        change.audience_id
+                    )
+                elif (profile := self._profiles.get(change.integration_id)) is not None:
+                    profile.audiences.discard(change.audience_id)
+            return None
+
+    def delete_customer(self, integration_id: str) -> bool:
+        """Forget the customer; False when there was none (Talon.One answers 404)."""
+        with self._lock:
+            return self._profiles.pop(integration_id, None) is not None
+
+    def audiences_json(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(audience) for audience in self._audiences.values()]
 
     def _profile_for(self, integration_id: str, *, dry: bool) -> Profile:
         """The stored profile (created if missing), or a throwaway copy when dry."""

@@ -269,3 +269,108 @@ def _json_type(value: Any) -> str:
 
 def _describe_size(items: Any) -> str:
     return f"{len(items)}" if type(items) is list else _json_type(items)
+
+
+# --- Events, audiences, memberships (trackEventV2, createAudienceV2,
+# updateCustomerProfileAudiences), as their OpenAPI schemas define them ---------
+
+
+@dataclass(frozen=True)
+class TrackedEvent:
+    profile_id: str
+    type: str
+    attributes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class NewAudience:
+    name: str
+    integration: str
+    integration_id: str
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    add: bool
+    integration_id: str
+    audience_id: int
+
+
+def track_event(body: Any) -> TrackedEvent:
+    """Body of POST /v2/events: `type` required (non-empty), `profileId` a string,
+    `attributes` an object."""
+    _require_object(body)
+    errors: list[ApiError] = []
+    event_type = body.get("type")
+    if type(event_type) is not str or not event_type:
+        errors.append(_type_error(("type",), "a non-empty string", event_type))
+    profile_id = body.get("profileId", "")
+    if type(profile_id) is not str:
+        errors.append(_type_error(("profileId",), "a string", profile_id))
+    attributes = body.get("attributes", {})
+    if type(attributes) is not dict:
+        errors.append(_type_error(("attributes",), "an object", attributes))
+    if errors:
+        raise InvalidRequest(errors)
+    return TrackedEvent(profile_id, event_type, attributes)
+
+
+def new_audience(body: Any) -> NewAudience:
+    """Body of POST /v2/audiences: `name` required (non-empty); `integration` a
+    string; `integrationId` 1 to 1000 characters."""
+    _require_object(body)
+    errors: list[ApiError] = []
+    name = body.get("name")
+    if type(name) is not str or not name:
+        errors.append(_type_error(("name",), "a non-empty string", name))
+    integration = body.get("integration", "")
+    if type(integration) is not str:
+        errors.append(_type_error(("integration",), "a string", integration))
+    integration_id = body.get("integrationId", "")
+    if type(integration_id) is not str or len(integration_id) > MAX_INTEGRATION_ID_LENGTH:
+        errors.append(
+            _type_error(("integrationId",), "a string of at most 1000 characters", integration_id)
+        )
+    if errors:
+        raise InvalidRequest(errors)
+    return NewAudience(name, integration, integration_id)
+
+
+def membership_changes(body: Any) -> list[MembershipChange]:
+    """Body of POST /v2/customer_audiences: `data`, at most 1000 items, each with
+    `action` ("add" or "delete"), `profileIntegrationId` (at most 1000
+    characters) and `audienceId` (an integer), all required."""
+    _require_object(body)
+    items = body.get("data")
+    if type(items) is not list or len(items) > MAX_BULK_PROFILES:
+        raise InvalidRequest(
+            [
+                ApiError.at_pointer(
+                    "/data",
+                    "Invalid data",
+                    f"data must be an array of at most {MAX_BULK_PROFILES} changes, "
+                    f"got {_describe_size(items)}",
+                )
+            ]
+        )
+    errors: list[ApiError] = []
+    changes = []
+    for index, item in enumerate(items):
+        at = ("data", index)
+        if type(item) is not dict:
+            errors.append(_type_error(at, "an object", item))
+            continue
+        action = item.get("action")
+        profile = item.get("profileIntegrationId")
+        audience = item.get("audienceId")
+        if action not in ("add", "delete"):
+            errors.append(_type_error((*at, "action"), '"add" or "delete"', action))
+        if type(profile) is not str or len(profile) > MAX_INTEGRATION_ID_LENGTH:
+            errors.append(_type_error((*at, "profileIntegrationId"), "a string", profile))
+        if type(audience) is not int:
+            errors.append(_type_error((*at, "audienceId"), "an integer", audience))
+        if not errors:
+            changes.append(MembershipChange(action == "add", profile, audience))
+    if errors:
+        raise InvalidRequest(errors)
+    return changes

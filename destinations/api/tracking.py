@@ -50,6 +50,7 @@ class TrackingApiView(APIView):
                 FailureSerializer, "Not JSON, not Segment events, or over Segment's limits."
             ),
             401: OpenApiResponse(FailureSerializer, "Missing or unknown write key."),
+            404: OpenApiResponse(description="Not one of Segment's Tracking API calls."),
         },
     )
     def post(self, request: Request, call: str) -> Response:

@@ -39,7 +39,9 @@ from destinations.services.mapping import (
     AttributeRule,
     AttributeType,
     MappingConfig,
+    audience_change,
     map_identify,
+    map_track,
 )
 
 # The columns' sizes: longer values would fail in PostgreSQL, not with a 400.
@@ -62,6 +64,12 @@ MAX_INTEGER = 2**63 - 1
 _UNSTORABLE_RE = re.compile(r"[\x00\ud800-\udfff]")
 _ESCAPE_RE = re.compile(r"\\u(?:0000|d[89a-f])", re.IGNORECASE)
 ANONYMOUS_REASON = "only logged-in users are supported: the event has no userId"
+# What becomes a Talon.One call: identify (profile update, audience membership),
+# track (custom event, when listed), delete (customer data deletion).
+DELIVERED_TYPES = ("identify", "track", "delete")
+TRACK_NOT_LISTED = "track event {name!r} is not listed for Talon.One; not sent"
+# The message id of an identify's second row, for its audience membership.
+DERIVED_SUFFIX = "#audience"
 # The type stored for an invalid event whose own type is unusable.
 INVALID_TYPE = "invalid"
 # Segment's clock may run a little ahead of ours. A timestamp further ahead would
@@ -269,7 +277,7 @@ def events_from(data: Any, max_events: int) -> list[Event]:
 
 
 def ingest(destination: Destination, events: list[Event]) -> IngestSummary:
-    config = mapping_config(destination)
+    config = ingest_config(destination)
     now = timezone.now()
     # Rows carry the request's id, so that reading them back tells exactly which
     # ones this request inserted: a concurrent request with the same messageIds
@@ -278,14 +286,19 @@ def ingest(destination: Destination, events: list[Event]) -> IngestSummary:
     rows: dict[str, InboundEvent] = {}
     for event in events:
         if isinstance(event, InvalidEvent):
-            row = _invalid_row(destination, event, now)
+            built = [_invalid_row(destination, event, now)]
         else:
-            row = _build_row(destination, event, config, now)
-        row.request_id = request_id
-        row.received_at = now
-        rows.setdefault(row.message_id, row)
+            built = _build_rows(destination, event, config, now)
+        for row in built:
+            row.request_id = request_id
+            row.received_at = now
+            rows.setdefault(row.message_id, row)
     with transaction.atomic():
-        inserted = _insert(list(rows.values()))
+        stored = _insert(list(rows.values()))
+        # Counted per Segment event: a membership's second row is not an event of its own.
+        inserted = [
+            status for message_id, status in stored if not message_id.endswith(DERIVED_SUFFIX)
+        ]
         accepted = inserted.count(InboundEvent.Status.PENDING)
         if accepted:
             transaction.on_commit(lambda: delivery.nudge(destination.pk))
@@ -296,10 +309,10 @@ def ingest(destination: Destination, events: list[Event]) -> IngestSummary:
     )
 
 
-def _insert(rows: list[InboundEvent]) -> list[str]:
+def _insert(rows: list[InboundEvent]) -> list[tuple[str, str]]:
     """Stores the rows whose messageId is new (a Segment retry, or a concurrent
     request, may have stored one first: it is acknowledged, not stored again);
-    returns the statuses of the rows this request stored."""
+    returns the messageId and status of each row this request stored."""
     if connection.vendor == "postgresql":
         return _insert_postgresql(rows)
     InboundEvent.objects.bulk_create(rows, ignore_conflicts=True)
@@ -309,7 +322,7 @@ def _insert(rows: list[InboundEvent]) -> list[str]:
             destination_id=rows[0].destination_id,
             message_id__in=[row.message_id for row in rows],
             request_id=rows[0].request_id,
-        ).values_list("status", flat=True)
+        ).values_list("message_id", "status")
     )
 
 
@@ -323,7 +336,9 @@ _COLUMNS = {
     "payload": "jsonb",
     "timestamp": "timestamptz",
     "received_at": "timestamptz",
+    "kind": "text",
     "attributes": "jsonb",
+    "call": "jsonb",
     "notes": "jsonb",
     "status": "text",
     "reason": "text",
@@ -336,7 +351,7 @@ _INSERT_SQL = """
 INSERT INTO {table} ({columns})
 SELECT {selected} FROM jsonb_to_recordset(%s::jsonb) AS r({typed})
 ON CONFLICT (destination_id, message_id) DO NOTHING
-RETURNING status
+RETURNING message_id, status
 """.format(
     table=InboundEvent._meta.db_table,
     columns=", ".join(f'"{name}"' for name in _COLUMNS),
@@ -349,7 +364,7 @@ RETURNING status
 )
 
 
-def _insert_postgresql(rows: list[InboundEvent]) -> list[str]:
+def _insert_postgresql(rows: list[InboundEvent]) -> list[tuple[str, str]]:
     records = [
         {
             "destination_id": row.destination_id,
@@ -359,7 +374,9 @@ def _insert_postgresql(rows: list[InboundEvent]) -> list[str]:
             "payload": None if isinstance(row.payload, Value) else row.payload,
             "timestamp": row.timestamp.isoformat(),
             "received_at": row.received_at.isoformat(),
+            "kind": row.kind,
             "attributes": row.attributes,
+            "call": row.call,
             "notes": row.notes,
             "status": row.status,
             "reason": row.reason,
@@ -372,20 +389,58 @@ def _insert_postgresql(rows: list[InboundEvent]) -> list[str]:
     ]
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_SQL, [json.dumps(records, ensure_ascii=False)])
-        return [status for (status,) in cursor.fetchall()]
+        return [(message_id, status) for message_id, status in cursor.fetchall()]
 
 
-def mapping_config(destination: Destination) -> MappingConfig:
+@dataclass(frozen=True)
+class TrackRule:
+    """A Segment track event forwarded as a Talon.One custom event."""
+
+    talon_event_type: str
+    properties: tuple[AttributeRule, ...]
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    mapping: MappingConfig
+    events: dict[str, TrackRule]
+    audiences_as_memberships: bool
+
+
+def ingest_config(destination: Destination) -> IngestConfig:
+    mode = destination.engage_audiences
+    modes = Destination.EngageAudiences
     rules = tuple(
         AttributeRule(name=row.name, type=AttributeType(row.type))
         for row in destination.attributes.all()
     )
-    return MappingConfig(rules=rules, forward_engage=destination.forward_engage)
+    events = {
+        mapping.segment_event: TrackRule(
+            talon_event_type=mapping.talon_event_type,
+            properties=tuple(
+                AttributeRule(name=p.name, type=AttributeType(p.type))
+                for p in mapping.properties.all()
+            ),
+        )
+        for mapping in destination.event_mappings.prefetch_related("properties")
+    }
+    return IngestConfig(
+        mapping=MappingConfig(
+            rules=rules,
+            forward_engage=destination.forward_engage,
+            audiences_as_attributes=mode in (modes.ATTRIBUTE, modes.BOTH),
+        ),
+        events=events,
+        audiences_as_memberships=mode in (modes.AUDIENCE, modes.BOTH),
+    )
 
 
-def _build_row(
-    destination: Destination, event: dict[str, Any], config: MappingConfig, now: datetime
-) -> InboundEvent:
+def _build_rows(
+    destination: Destination, event: dict[str, Any], config: IngestConfig, now: datetime
+) -> list[InboundEvent]:
+    """The event's row, with the Talon.One call it becomes (its kind), or skipped
+    with the reason. An identify that is both a profile update and an Engage
+    audience change gets a second row for the membership (DERIVED_SUFFIX)."""
     event_type = event["type"]
     user_id = event.get("userId") or ""
     timestamp, time_notes = _event_time(event, now)
@@ -399,23 +454,87 @@ def _build_row(
         notes=time_notes,
         status=InboundEvent.Status.SKIPPED,
     )
-    if event_type != "identify":
-        row.reason = f"{event_type} events are not delivered to Talon.One (only identify is)"
-    elif not user_id:
+    if event_type not in DELIVERED_TYPES:
+        row.reason = f"{event_type} events are not delivered to Talon.One"
+        return [row]
+    if not user_id:
         row.reason = ANONYMOUS_REASON
-    else:
-        result = map_identify(event, config)
-        row.attributes = result.attributes
-        row.notes = [
-            *({"attribute": n.attribute, "reason": n.reason} for n in result.notes),
-            *time_notes,
-        ]
-        if result.attributes:
-            row.status = InboundEvent.Status.PENDING
-            row.queued_at = row.next_attempt_at = now
-        else:
-            row.reason = NOTHING_TO_SEND
+        return [row]
+    if event_type == "delete":
+        _queue(row, InboundEvent.Kind.DELETION, now)
+        return [row]
+    if event_type == "track":
+        return [_track_row(row, event, config, now)]
+    return _identify_rows(row, event, config, now)
+
+
+def _track_row(
+    row: InboundEvent, event: dict[str, Any], config: IngestConfig, now: datetime
+) -> InboundEvent:
+    name = event.get("event")
+    rule = config.events.get(name) if isinstance(name, str) else None
+    if rule is None:
+        row.reason = TRACK_NOT_LISTED.format(name=name)
+        return row
+    result = map_track(event, rule.properties)
+    row.attributes = result.attributes
+    row.call = {"type": rule.talon_event_type}
+    row.notes = [*_notes(result.notes), *row.notes]
+    _queue(row, InboundEvent.Kind.EVENT, now)
     return row
+
+
+def _identify_rows(
+    row: InboundEvent, event: dict[str, Any], config: IngestConfig, now: datetime
+) -> list[InboundEvent]:
+    result = map_identify(event, config.mapping)
+    row.attributes = result.attributes
+    row.notes = [*_notes(result.notes), *row.notes]
+    change = audience_change(event) if config.audiences_as_memberships else None
+    rows = []
+    if result.attributes:
+        _queue(row, InboundEvent.Kind.PROFILE, now)
+        rows.append(row)
+    if change is not None:
+        membership = row if not rows else _derived(row)
+        membership.call = {
+            "key": change.key,
+            "computation_id": change.computation_id,
+            "member": change.member,
+        }
+        _queue(membership, InboundEvent.Kind.AUDIENCE, now)
+        rows.append(membership)
+    if not rows:
+        row.reason = NOTHING_TO_SEND
+        rows.append(row)
+    return rows
+
+
+def _derived(row: InboundEvent) -> InboundEvent:
+    """A second row for the same Segment message (its membership change)."""
+    message_id = row.message_id + DERIVED_SUFFIX
+    if len(message_id) > MESSAGE_ID_MAX:
+        message_id = "sha256:" + hashlib.sha256(message_id.encode()).hexdigest() + DERIVED_SUFFIX
+    return InboundEvent(
+        destination=row.destination,
+        message_id=message_id,
+        type=row.type,
+        user_id=row.user_id,
+        payload=row.payload,
+        timestamp=row.timestamp,
+        notes=[],
+        status=InboundEvent.Status.SKIPPED,
+    )
+
+
+def _queue(row: InboundEvent, kind: str, now: datetime) -> None:
+    row.kind = kind
+    row.status = InboundEvent.Status.PENDING
+    row.queued_at = row.next_attempt_at = now
+
+
+def _notes(notes: Iterable[Any]) -> list[dict[str, str]]:
+    return [{"attribute": n.attribute, "reason": n.reason} for n in notes]
 
 
 def _invalid_row(destination: Destination, event: InvalidEvent, now: datetime) -> InboundEvent:

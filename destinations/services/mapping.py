@@ -63,6 +63,9 @@ ENGAGE_NO_VALUE = "Engage call carries no trait named by its computation_key; no
 ENGAGE_UNKNOWN_CLASS = (
     "unknown Engage computation_class '{computation_class}'; treated as a plain trait"
 )
+AUDIENCE_AS_MEMBERSHIP = "Engage audience; sent as a Talon.One audience membership instead"
+AUDIENCE_NOT_BOOLEAN = "Engage audience value is not true or false; no membership change"
+PROPERTIES_NOT_OBJECT = "properties is not an object; no property read"
 
 # Details: why a value is not of a type; the {detail} in CANNOT_BE.
 KIND_NOT_ACCEPTED = "{kind} is not accepted"
@@ -108,6 +111,17 @@ class AttributeRule:
 class MappingConfig:
     rules: tuple[AttributeRule, ...]
     forward_engage: bool = True
+    # False: Engage audiences become Talon.One audience memberships, not attributes.
+    audiences_as_attributes: bool = True
+
+
+@dataclass(frozen=True)
+class AudienceChange:
+    """An Engage audience entry (member) or exit (not member)."""
+
+    key: str
+    computation_id: str
+    member: bool
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,44 @@ def map_identify(event: Mapping[str, Any], config: MappingConfig) -> MappingResu
     return MappingResult(attributes=mapper.attributes, notes=(*notes, *mapper.notes))
 
 
+def map_track(event: Mapping[str, Any], rules: tuple[AttributeRule, ...]) -> MappingResult:
+    """The attributes of the Talon.One event a track call becomes: its listed
+    properties, flattened, checked and coerced exactly as traits are."""
+    notes: list[Note] = []
+    properties = event.get("properties")
+    if properties is None:
+        properties = {}
+    elif not isinstance(properties, Mapping):
+        notes.append(Note(attribute="properties", reason=PROPERTIES_NOT_OBJECT))
+        properties = {}
+    leaves = _resolve_collisions(_walk(properties, (), notes), notes)
+    mapper = _Mapper(MappingConfig(rules=rules, forward_engage=False), None)
+    for name, leaf in leaves.items():
+        mapper.add(name, leaf)
+    return MappingResult(attributes=mapper.attributes, notes=(*notes, *mapper.notes))
+
+
+def audience_change(event: Mapping[str, Any]) -> AudienceChange | None:
+    """The Engage audience entry or exit an identify carries, if it is one."""
+    context = event.get("context")
+    personas = context.get("personas") if isinstance(context, Mapping) else None
+    traits = event.get("traits")
+    if not isinstance(personas, Mapping) or not isinstance(traits, Mapping):
+        return None
+    key = personas.get("computation_key")
+    if personas.get("computation_class") != "audience" or not isinstance(key, str) or not key:
+        return None
+    member = traits.get(key)
+    if not isinstance(member, bool):
+        return None
+    computation_id = personas.get("computation_id")
+    return AudienceChange(
+        key=key,
+        computation_id=computation_id if isinstance(computation_id, str) else "",
+        member=member,
+    )
+
+
 class _Uncoercible(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -189,13 +241,17 @@ class _Mapper:
         self.by_lower = {rule.name.lower(): rule.name for rule in config.rules}
         self.engage = engage
         self.forward_engage = config.forward_engage
+        self.audiences_as_attributes = config.audiences_as_attributes
         self.attributes: dict[str, Any] = {}
         self.notes: list[Note] = []
 
     def add(self, name: str, leaf: _Leaf) -> None:
         type_ = self.types.get(name)
         engage = self._pass_through(leaf)
-        if type_ is None and engage is None:
+        if self._is_engage(leaf) and not self._audience_as_attribute():
+            note = AUDIENCE_AS_MEMBERSHIP if isinstance(leaf.value, bool) else AUDIENCE_NOT_BOOLEAN
+            self._note(name, note)
+        elif type_ is None and engage is None:
             self._note(name, self._unlisted_reason(name, leaf))
         elif error := attribute_name_error(name):
             self._note(name, INVALID_NAME.format(error=error))
@@ -207,6 +263,11 @@ class _Mapper:
             self._send(name, leaf.value, inferred)
         else:
             self._note(name, ENGAGE_UNTYPED)
+
+    def _audience_as_attribute(self) -> bool:
+        return self.audiences_as_attributes or (
+            self.engage is not None and self.engage.computation_class != "audience"
+        )
 
     def _pass_through(self, leaf: _Leaf) -> _Engage | None:
         """The Engage call when this leaf is its trait and pass-through is on."""

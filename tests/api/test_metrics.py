@@ -30,6 +30,7 @@ def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def event(destination, message_id: str, status: str, age: timedelta = timedelta(0)):
     row = InboundEvent.objects.create(
         destination=destination, message_id=message_id, type="identify", user_id="u",
+        kind=InboundEvent.Kind.PROFILE,
         payload={}, status=status, timestamp=timezone.now(),
     )  # fmt: skip
     InboundEvent.objects.filter(pk=row.pk).update(received_at=timezone.now() - age)

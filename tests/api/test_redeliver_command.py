@@ -29,6 +29,7 @@ def events(make_destination):
             destination=destination,
             message_id=message_id,
             type="identify",
+            kind=InboundEvent.Kind.PROFILE,
             user_id=user_id,
             payload={},
             attributes={"plan": "gold"},

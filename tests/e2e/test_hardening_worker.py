@@ -34,6 +34,7 @@ def test_the_worker_fails_the_event_with_a_reason_and_never_logs_the_key(
             destination=destination,
             message_id="m-1",
             type="identify",
+            kind=InboundEvent.Kind.PROFILE,
             user_id="u1",
             payload={},
             timestamp=now,

@@ -19,6 +19,7 @@ def event(destination, message_id: str, status: str, age: timedelta) -> InboundE
         destination=destination,
         message_id=message_id,
         type="identify",
+        kind=InboundEvent.Kind.PROFILE,
         user_id="u1",
         payload={},
         timestamp=timezone.now(),

@@ -10,7 +10,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, DeliveryLease, InboundEvent, ProfileState
-from destinations.services import delivery
+from destinations.services import delivery, outbox
+from destinations.services.handlers import profiles
 from tests.conftest import API_KEY, identify
 from tests.local_server import scripted_talon
 
@@ -56,12 +57,14 @@ def test_pending_events_reach_talon_one_in_one_bulk_request(destination, post_ev
             "attributes": {"email": "a@x.io", "age": 36},
             "updates": 1,
             "audiences": [],
+            "events": [],
             "created": sandbox.profiles()["u1"]["created"],
         },
         "u2": {
             "attributes": {"plan": "silver", "address_city": "Oslo"},
             "updates": 1,
             "audiences": [],
+            "events": [],
             "created": sandbox.profiles()["u2"]["created"],
         },
     }
@@ -207,7 +210,7 @@ def test_backoff_grows_exponentially_with_jitter(settings):
     settings.DELIVERY_BACKOFF_BASE_SECONDS = 2
     settings.DELIVERY_BACKOFF_MAX_SECONDS = 60
     for attempt, ceiling in [(1, 2), (2, 4), (3, 8), (10, 60)]:
-        seconds = delivery.backoff(attempt).total_seconds()
+        seconds = outbox.backoff(attempt).total_seconds()
         assert ceiling / 2 <= seconds <= ceiling
 
 
@@ -400,7 +403,7 @@ def test_an_absurd_retry_after_is_capped(make_destination, post_events):
 
 def test_backoff_of_a_very_late_attempt_does_not_overflow(settings):
     settings.DELIVERY_BACKOFF_MAX_SECONDS = 1e308
-    assert delivery.backoff(5000) > timedelta(0)
+    assert outbox.backoff(5000) > timedelta(0)
 
 
 def test_maximum_age_is_per_event_not_per_profile(destination, post_events, sandbox):
@@ -435,7 +438,7 @@ def test_an_internal_error_after_sending_retries_instead_of_leaving_events_claim
     def broken(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("destinations.services.delivery._mark_delivered", broken)
+    monkeypatch.setattr("destinations.services.handlers.profiles.mark_delivered", broken)
     delivery.flush(destination.pk)
 
     event = InboundEvent.objects.get()
@@ -472,9 +475,9 @@ def test_delivered_timestamps_keep_the_newest_per_attribute(destination):
         destination=destination, integration_id="u1", attribute_timestamps={"plan": newer}
     )
     older = datetime(2026, 1, 2, tzinfo=UTC)
-    entry = delivery.Entry("u1", timestamps={"plan": older, "email": older})
+    entry = profiles.Entry("u1", timestamps={"plan": older, "email": older})
 
-    delivery._mark_delivered(destination, [entry], timezone.now())
+    profiles.mark_delivered(destination, [entry], timezone.now())
 
     assert ProfileState.objects.get().attribute_timestamps == {
         "plan": newer,

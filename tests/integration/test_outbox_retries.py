@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent
 from destinations.services import delivery
+from destinations.services.handlers import profiles
 from tests.conftest import identify
 from tests.local_server import scripted_talon
 
@@ -83,7 +84,7 @@ def test_an_internal_error_retries_by_the_attempt_count(
     def broken(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("destinations.services.delivery._mark_delivered", broken)
+    monkeypatch.setattr("destinations.services.handlers.profiles.mark_delivered", broken)
     delivery.flush(destination.pk)
 
     assert InboundEvent.objects.get().reason.startswith("retrying: internal error")
@@ -121,7 +122,7 @@ def test_an_event_as_old_as_the_delivered_value_is_not_stale():
     at = datetime(2026, 1, 1, 12, tzinfo=UTC)
     event = InboundEvent(pk=1, user_id="u1", attributes={"plan": "gold"}, timestamp=at, attempts=1)
 
-    [entry] = delivery._coalesce([event], {"u1": {"plan": at.isoformat()}})
+    [entry] = profiles.coalesce([event], {"u1": {"plan": at.isoformat()}})
 
     assert entry.attributes == {"plan": "gold"}
     assert entry.stale == {}
@@ -138,7 +139,7 @@ def test_only_the_attributes_older_than_delivered_ones_are_stale():
         attempts=1,
     )
 
-    [entry] = delivery._coalesce([event], delivered)
+    [entry] = profiles.coalesce([event], delivered)
 
     assert entry.attributes == {"email": "new@x.io", "age": 3}
     assert entry.stale == {7: ["plan"]}

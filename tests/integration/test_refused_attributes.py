@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent, RefusedAttribute
 from destinations.services import delivery
+from destinations.services.handlers import profiles
 from tests.conftest import identify
 from tests.local_server import scripted_talon
 
@@ -61,7 +62,7 @@ def test_the_other_attributes_are_delivered_and_the_refused_one_noted(
     event = InboundEvent.objects.get()
     assert event.status == Status.DELIVERED
     (note,) = [n for n in event.notes if n["attribute"] == "notInTalon"]
-    assert note["reason"].startswith(delivery.REFUSED_NOTE + ": Talon.One answered 400")
+    assert note["reason"].startswith(profiles.REFUSED_NOTE + ": Talon.One answered 400")
     refused = RefusedAttribute.objects.get()
     assert (refused.name, refused.event_count, refused.example_value) == ("notInTalon", 1, "7")
     assert refused.example_event == event

@@ -64,6 +64,7 @@ class TestSingleUpdate:
             "attributes": expected,
             "updates": 2,
             "audiences": [],
+            "events": [],
             "created": profile["created"],
         }
 

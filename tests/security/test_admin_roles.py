@@ -23,6 +23,7 @@ def event(destination):
         destination=destination,
         message_id="m-1",
         type="identify",
+        kind=InboundEvent.Kind.PROFILE,
         user_id="user-1",
         payload={"type": "identify", "userId": "user-1", "traits": {"plan": "gold"}},
         timestamp=timezone.now(),
@@ -64,10 +65,16 @@ def test_roles_are_groups_with_explicit_permissions(roles):
         "view_inboundevent",
         "view_deliveryattempt",
         "view_refusedattribute",
+        *(
+            f"{action}_{model}"
+            for model in ("eventmapping", "eventproperty")
+            for action in ("view", "add", "change", "delete")
+        ),
+        "view_talonaudience",
     }
     operator = codenames("Operator")
     assert {"manage_connection", "redeliver_inboundevent", "view_logentry"} <= operator
-    assert "view_refusedattribute" in operator
+    assert {"view_refusedattribute", "change_talonaudience", "add_eventmapping"} <= operator
     assert {"add_destination", "delete_destination"} <= operator
     # Nobody gets write permissions on the audit log.
     for name in ("Marketer", "Operator"):

@@ -34,6 +34,7 @@ def audit_rows(destination):
         destination=destination,
         message_id="m-1",
         type="identify",
+        kind=InboundEvent.Kind.PROFILE,
         user_id="user-1",
         payload={"type": "identify", "userId": "user-1"},
         timestamp=timezone.now(),

@@ -140,6 +140,7 @@ def test_a_stored_unusable_base_url_fails_at_once_instead_of_retrying_for_a_day(
         destination=destination,
         message_id="m-1",
         type="identify",
+        kind=InboundEvent.Kind.PROFILE,
         user_id="u1",
         payload={},
         timestamp=now,

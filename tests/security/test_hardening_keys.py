@@ -119,6 +119,7 @@ def test_a_stored_key_that_cannot_be_sent_fails_the_event_with_a_reason(
             destination=destination,
             message_id="m-1",
             type="identify",
+            kind=InboundEvent.Kind.PROFILE,
             user_id="u1",
             payload={},
             timestamp=now,
@@ -150,7 +151,7 @@ def test_any_failure_to_build_the_request_is_a_result_not_an_exception(monkeypat
         raise UnicodeEncodeError("latin-1", f"ApiKey-v1 {API_KEY}", 10, 11, "not latin-1")
 
     client = TalonOneClient("https://acme.talon.one", API_KEY)
-    monkeypatch.setattr(client._session, "put", fail)
+    monkeypatch.setattr(client._session, "request", fail)
 
     result = client.update_profiles({"u1": {"plan": "gold"}})
 

@@ -74,6 +74,7 @@ def pending_event(destination: Destination, user_id: str) -> InboundEvent:
         destination=destination,
         message_id=f"m-{user_id}",
         type="identify",
+        kind=InboundEvent.Kind.PROFILE,
         user_id=user_id,
         payload={},
         timestamp=now,

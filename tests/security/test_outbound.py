@@ -113,6 +113,7 @@ def test_a_redirect_fails_the_delivery_for_good(no_broker):
             destination=destination,
             message_id="m-1",
             type="identify",
+            kind=InboundEvent.Kind.PROFILE,
             user_id="u1",
             payload={},
             timestamp=now,

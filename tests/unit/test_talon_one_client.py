@@ -77,21 +77,13 @@ def test_retry_after_as_a_past_http_date_means_now():
     assert parse_retry_after(http_date(-timedelta(minutes=5))) == 0.0
 
 
-def test_error_body_message_and_profiles_by_pointer():
+def test_error_body_message_is_read_and_its_details_are_not():
     body = """{"message": "Invalid request", "errors": [
         {"title": "bad type", "details": "age must be a number",
-         "source": {"pointer": "/customerProfiles/2/attributes/age"}},
-        {"title": "too long", "source": {"pointer": "/customerProfiles/0"}},
-        {"title": "first wins", "details": "ignored", "source": {"pointer": "/customerProfiles/2"}},
-        {"source": {"pointer": "/customerProfiles/5/attributes"}},
-        {"title": "not a profile", "source": {"pointer": "/customerProfilesX/1"}},
-        {"title": "no pointer", "source": {"parameter": "silent"}}
+         "source": {"pointer": "/customerProfiles/2/attributes/age"}}
     ]}"""
 
-    message, by_profile = read_error(body)
-
-    assert message == "Invalid request"
-    assert by_profile == {2: "age must be a number", 0: "too long", 5: "Invalid request"}
+    assert read_error(body) == "Invalid request"
 
 
 @pytest.mark.parametrize(
@@ -108,13 +100,12 @@ def test_error_body_message_and_profiles_by_pointer():
         '{"errors": null}',
     ],
 )
-def test_malformed_error_bodies_give_no_message_and_no_profiles(body):
-    assert read_error(body) == ("", {})
+def test_malformed_error_bodies_give_no_message(body):
+    assert read_error(body) == ""
 
 
 def test_error_message_is_bounded():
-    message, _ = read_error('{"message": "' + "x" * 5000 + '"}')
-    assert message == "x" * 500
+    assert read_error('{"message": "' + "x" * 5000 + '"}') == "x" * 500
 
 
 def test_bulk_request_over_talon_ones_limit_is_refused_before_sending():
@@ -161,7 +152,7 @@ def test_a_retry_after_date_header_is_read():
     assert 595 <= result.retry_after <= 600
 
 
-def test_a_bulk_400_names_its_profiles():
+def test_a_bulk_400_is_permanent_with_talon_ones_message():
     answer = {
         "message": "bad",
         "errors": [{"title": "t", "details": "d", "source": {"pointer": "/customerProfiles/1"}}],
@@ -170,8 +161,8 @@ def test_a_bulk_400_names_its_profiles():
         result = TalonOneClient(url, "key").update_profiles({"a": {}, "b": {}})
 
     assert result.outcome is Outcome.PERMANENT
-    assert result.profile_errors == {1: "d"}
     assert result.summary() == "Talon.One answered 400: bad"
+    assert result.data is None
 
 
 def test_success_bodies_are_not_read_for_errors():
@@ -180,5 +171,6 @@ def test_success_bodies_are_not_read_for_errors():
         result = TalonOneClient(url, "key").update_profiles({"a": {}})
 
     assert result.outcome is Outcome.SUCCESS
-    assert (result.message, result.profile_errors) == ("", {})
+    assert result.message == ""
+    assert result.data == answer
     assert result.summary() == "Talon.One answered 200"

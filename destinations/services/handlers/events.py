@@ -1,0 +1,45 @@
+"""Track events → Talon.One custom events: POST /v2/events, one request an
+event, each profile's events in Segment-timestamp order. When one waits for a
+retry, the profile's later events wait behind it."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from destinations.models import InboundEvent
+from destinations.services import outbox
+from destinations.services.outbox import Outcome, Sender, Status
+from destinations.talon_one import Outcome as Answer
+
+WAITING = "waiting: an earlier event of this profile is retried first"
+
+
+class TrackEvents:
+    kind = InboundEvent.Kind.EVENT
+
+    def deliver(self, sender: Sender, events: list[InboundEvent]) -> None:
+        by_profile: dict[str, list[InboundEvent]] = {}
+        for event in events:  # claimed in Segment-timestamp order
+            by_profile.setdefault(event.user_id, []).append(event)
+        for integration_id, profile_events in by_profile.items():
+            for index, event in enumerate(profile_events):
+                result = sender.send(
+                    lambda client, event=event: client.track_event(
+                        event.user_id, event.call["type"], event.attributes
+                    )
+                )
+                if result.outcome is Answer.SUCCESS:
+                    sender.record([event], result, Outcome.SUCCESS, integration_id=integration_id)
+                    outbox.delivered([event], timezone.now())
+                    continue
+                if result.outcome is Answer.PERMANENT:
+                    sender.record([event], result, Outcome.FAILED, integration_id=integration_id)
+                    outbox.finish([event], Status.FAILED, result.summary())
+                    continue
+                outcome = sender.retry_later([event], result)
+                sender.record([event], result, outcome, integration_id=integration_id)
+                later = profile_events[index + 1 :]
+                if later:
+                    event.refresh_from_db(fields=["next_attempt_at"])
+                    outbox.reschedule(later, event.next_attempt_at or timezone.now(), WAITING)
+                break
