@@ -23,6 +23,7 @@ from mutmut.stats import status_by_exit_code
 
 EQUIVALENTS = Path("tests/mutation_equivalents.toml")
 KILLED = {"killed", "timeout", "caught by type check"}
+NOT_RUN = {"not checked", "check was interrupted by user"}
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,11 @@ class Mutant:
     status: str
 
     def changed_line(self) -> str:
-        """The mutated line as it reads after the mutation (first changed line)."""
-        diff = get_diff_for_mutant(self.name, path=self.path).splitlines()
-        added = [line[1:].strip() for line in diff if line.startswith("+") and line[1:2] != "+"]
-        return added[0] if added else ""
+        """The mutated line as it reads after the mutation, or the line it removed."""
+        diff = get_diff_for_mutant(self.name, path=self.path).splitlines()[2:]  # no header
+        added = [line[1:].strip() for line in diff if line.startswith("+")]
+        removed = [line[1:].strip() for line in diff if line.startswith("-")]
+        return added[0] if added else f"removed: {removed[0]}" if removed else ""
 
 
 def mutants() -> list[Mutant]:
@@ -67,10 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--equivalents", type=Path, default=EQUIVALENTS)
     args = parser.parse_args(argv)
 
-    results = mutants()
+    found = mutants()
+    results = [m for m in found if m.status not in NOT_RUN]
     if not results:
         print("No mutation results: run `mutmut run` first.")
         return 1
+    if len(results) < len(found):
+        print(f"Not run (the run was stopped): {len(found) - len(results)} of {len(found)}")
     equivalents = load_equivalents(args.equivalents)
     survivors = [m for m in results if m.status not in KILLED]
     equivalent, unexplained = [], []
