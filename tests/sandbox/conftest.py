@@ -1,4 +1,7 @@
+import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,3 +28,16 @@ def sandbox(sandbox_server: SandboxServer) -> SandboxClient:
 @pytest.fixture
 def api(sandbox: SandboxClient) -> TalonApi:
     return TalonApi(sandbox.base_url)
+
+
+SCHEMAS_PATH = Path(__file__).resolve().parents[1] / "data" / "talon_one_schemas.json"
+
+
+@pytest.fixture(scope="session")
+def operations() -> dict[str, Any]:
+    """Talon.One's schemas of the operations used (bin/extract_talon_schemas.py)."""
+    assert SCHEMAS_PATH.is_file(), (
+        f"{SCHEMAS_PATH.name} is missing: run bin/extract_talon_schemas.py on Talon.One's "
+        "OpenAPI document"
+    )
+    return json.loads(SCHEMAS_PATH.read_text())["operations"]

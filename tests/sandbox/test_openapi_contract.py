@@ -5,9 +5,7 @@ tests/data/talon_one_schemas.json by bin/extract_talon_schemas.py (committed, so
 these tests need nothing outside the repository, and fail if it is missing).
 """
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,6 @@ from talon_sandbox.client import SandboxClient
 
 from .helpers import TalonApi
 
-SCHEMAS_PATH = Path(__file__).resolve().parents[1] / "data" / "talon_one_schemas.json"
 SINGLE = "updateCustomerProfileV2"
 BULK = "updateCustomerProfilesV2"
 RFC3339 = re.compile(
@@ -31,15 +28,6 @@ FORMATS = FormatChecker()
 FORMATS.checks("date-time")(
     lambda value: not isinstance(value, str) or RFC3339.fullmatch(value) is not None
 )
-
-
-@pytest.fixture(scope="module")
-def operations() -> dict[str, Any]:
-    assert SCHEMAS_PATH.is_file(), (
-        f"{SCHEMAS_PATH.name} is missing: run bin/extract_talon_schemas.py on Talon.One's "
-        "OpenAPI document"
-    )
-    return json.loads(SCHEMAS_PATH.read_text())["operations"]
 
 
 def assert_valid(schema: dict[str, Any], instance: Any) -> None:
