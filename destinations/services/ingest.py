@@ -20,8 +20,9 @@ import json
 import math
 import re
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -140,6 +141,7 @@ class IngestSummary:
     accepted: int
     skipped: int
     duplicates: int
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @sensitive_variables()
@@ -277,6 +279,26 @@ def events_from(data: Any, max_events: int) -> list[Event]:
 
 
 def ingest(destination: Destination, events: list[Event]) -> IngestSummary:
+    rows = plan(destination, events)
+    with transaction.atomic():
+        stored = dict(_insert(rows))
+        # Counted per Segment event: a membership's second row is not an event of its own.
+        inserted = [row for row in rows if row.message_id in stored and not _derived_row(row)]
+        accepted = sum(1 for row in inserted if row.status == InboundEvent.Status.PENDING)
+        if accepted:
+            transaction.on_commit(lambda: delivery.nudge(destination.pk))
+    skipped = Counter(row.reason for row in inserted if row.status == InboundEvent.Status.SKIPPED)
+    return IngestSummary(
+        accepted=accepted,
+        skipped=len(inserted) - accepted,
+        duplicates=len(events) - len(inserted),
+        skipped_reasons=dict(skipped),
+    )
+
+
+def plan(destination: Destination, events: list[Event]) -> list[InboundEvent]:
+    """The rows the events become (not stored): each with its kind and what it
+    sends, or skipped with the reason. One row per messageId."""
     config = ingest_config(destination)
     now = timezone.now()
     # Rows carry the request's id, so that reading them back tells exactly which
@@ -293,20 +315,11 @@ def ingest(destination: Destination, events: list[Event]) -> IngestSummary:
             row.request_id = request_id
             row.received_at = now
             rows.setdefault(row.message_id, row)
-    with transaction.atomic():
-        stored = _insert(list(rows.values()))
-        # Counted per Segment event: a membership's second row is not an event of its own.
-        inserted = [
-            status for message_id, status in stored if not message_id.endswith(DERIVED_SUFFIX)
-        ]
-        accepted = inserted.count(InboundEvent.Status.PENDING)
-        if accepted:
-            transaction.on_commit(lambda: delivery.nudge(destination.pk))
-    return IngestSummary(
-        accepted=accepted,
-        skipped=len(inserted) - accepted,
-        duplicates=len(events) - len(inserted),
-    )
+    return list(rows.values())
+
+
+def _derived_row(row: InboundEvent) -> bool:
+    return row.message_id.endswith(DERIVED_SUFFIX)
 
 
 def _insert(rows: list[InboundEvent]) -> list[tuple[str, str]]:
