@@ -374,6 +374,9 @@ class DeliveryLease(models.Model):
     # When a flush task was last queued and no flusher has started since: ingest
     # then queues no other, so a stopped worker does not come back to a pile of them.
     nudged_at = models.DateTimeField(null=True)
+    # A fencing token: one more on every acquisition. A flusher sends only while the
+    # lease still has its holder and generation, checked right before each request.
+    generation = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.holder or 'free'} until {self.expires_at}"

@@ -82,15 +82,17 @@ def flush(destination_id: int, task_id: str = "") -> datetime | None:
     if destination is None:  # deleted or disabled since the task was queued
         return None
     holder = f"{task_id or 'direct'}:{uuid.uuid4().hex[:8]}"
-    if not _acquire_lease(destination_id, holder):
+    generation = _acquire_lease(destination_id, holder)
+    if generation is None:
         return None
     try:
-        sender = Sender(destination, task_id, holder)
+        sender = Sender(destination, task_id, holder, generation)
         deadline = timezone.now() + timedelta(seconds=settings.DELIVERY_FLUSH_SECONDS)
         while timezone.now() < deadline:
             events = claim(destination)
             if not events:
                 break
+            sender.new_round()
             for handler in HANDLERS:
                 mine = [event for event in events if event.kind == handler.kind]
                 if mine:
@@ -115,7 +117,8 @@ def next_due(destination_id: int) -> datetime | None:
 
 def claim(destination: Destination) -> list[InboundEvent]:
     """The due profiles (at most one bulk request's worth) with all their pending
-    rows, in Segment-timestamp order. Counts the attempt before anything is sent.
+    rows, in Segment-timestamp order. A row's attempt is counted when a request
+    carries it (Sender.send), not here: a claimed row that waits counts nothing.
 
     A profile's pending deletion takes only the rows up to its time: later ones
     wait until it is done. Rows older than a deletion already delivered are not
@@ -149,10 +152,8 @@ def claim(destination: Destination) -> list[InboundEvent]:
         ]
         events = _after_deletions(destination, events)
         InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
-            attempts=F("attempts") + 1, next_attempt_at=now + lease_ttl()
+            next_attempt_at=now + lease_ttl()
         )
-    for event in events:
-        event.attempts += 1
     return events
 
 
@@ -192,14 +193,27 @@ def _expire(destination: Destination, now: datetime) -> None:
     )
 
 
-def _acquire_lease(destination_id: int, holder: str) -> bool:
+def _acquire_lease(destination_id: int, holder: str) -> int | None:
+    """The lease's new generation (the fencing token of this flusher), or None
+    when another flusher holds it."""
     now = timezone.now()
     DeliveryLease.objects.get_or_create(destination_id=destination_id)
     # Starting consumes the queued nudge: work arriving from now on needs a new one.
     taken = DeliveryLease.objects.filter(
         Q(expires_at__isnull=True) | Q(expires_at__lte=now), destination_id=destination_id
-    ).update(holder=holder, expires_at=now + lease_ttl(), nudged_at=None)
-    return taken == 1
+    ).update(
+        holder=holder,
+        expires_at=now + lease_ttl(),
+        nudged_at=None,
+        generation=F("generation") + 1,
+    )
+    if not taken:
+        return None
+    return (
+        DeliveryLease.objects.filter(destination_id=destination_id, holder=holder)
+        .values_list("generation", flat=True)
+        .first()
+    )
 
 
 def redeliver(events: Iterable[InboundEvent]) -> int:

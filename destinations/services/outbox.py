@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from destinations.models import (
@@ -60,21 +61,64 @@ def gave_up() -> str:
     return f"gave up after {settings.DELIVERY_MAX_AGE} of retries"
 
 
+def profile_attempts(events: Iterable[InboundEvent]) -> dict[str, int]:
+    """Per profile, the attempt its send is: the fewest attempts among its rows. A
+    row that arrived since the last failure starts the count again; it never
+    inherits the count (and the backoff) of an older row it is sent with."""
+    fewest: dict[str, int] = {}
+    for event in events:
+        fewest[event.user_id] = min(fewest.get(event.user_id, event.attempts), event.attempts)
+    return fewest
+
+
 def attempt_number(events: Iterable[InboundEvent]) -> int:
-    return max(event.attempts for event in events)
+    """A request's attempt number: the highest of its profiles' attempts."""
+    return max(profile_attempts(events).values())
+
+
+def back_off(events: Sequence[InboundEvent], reason: str, retry_after: float | None = None) -> None:
+    """Reschedules each profile's rows by its own attempt (profile_attempts)."""
+    now = timezone.now()
+    delays: dict[int, timedelta] = {}
+    when = {
+        integration_id: now + delays.setdefault(attempt, backoff(attempt, retry_after))
+        for integration_id, attempt in profile_attempts(events).items()
+    }
+    by_time: dict[datetime, list[InboundEvent]] = {}
+    for event in events:
+        by_time.setdefault(when[event.user_id], []).append(event)
+    for at, group in by_time.items():
+        reschedule(group, at, reason)
+
+
+def count_attempt(events: Sequence[InboundEvent]) -> None:
+    if events:
+        InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+            attempts=F("attempts") + 1
+        )
+        for event in events:
+            event.attempts += 1
 
 
 class Sender:
     """Sends for one destination while holding its lease, within its rate limit,
     and records every request as a DeliveryAttempt."""
 
-    def __init__(self, destination: Destination, task_id: str, holder: str):
+    def __init__(self, destination: Destination, task_id: str, holder: str, generation: int):
         self.destination = destination
         self.task_id = task_id
         self.holder = holder
+        self.generation = generation
         self.client = TalonOneClient(destination.base_url, destination.api_key)
         self.interval = 1.0 / destination.max_requests_per_second
         self.last_request = 0.0
+        # Rows whose attempt this round of the flush already counted: the halvings
+        # that find a refused attribute are one attempt, not one each.
+        self.counted: set[int] = set()
+
+    def new_round(self) -> None:
+        """Freshly claimed rows: their next send is a new attempt."""
+        self.counted.clear()
 
     def wait_for_rate_limit(self) -> None:
         """Space requests by the destination's rate limit. Only the lease holder
@@ -84,14 +128,27 @@ class Sender:
             time.sleep(wait)
         self.last_request = time.monotonic()
 
-    def send(self, request: Callable[[TalonOneClient], Result]) -> Result:
-        """One request, if this flusher still holds the destination."""
-        renewed = DeliveryLease.objects.filter(
-            destination_id=self.destination.pk, holder=self.holder
-        ).update(expires_at=timezone.now() + lease_ttl())
-        if not renewed:
-            raise LeaseLost
+    def send(
+        self, events: Sequence[InboundEvent], request: Callable[[TalonOneClient], Result]
+    ) -> Result:
+        """One request for these rows, if this flusher still holds the destination.
+
+        Any wait comes first; then, with nothing between it and the request, the
+        lease is renewed only if it still has this holder and generation (a worker
+        paused past its lease meanwhile finds another generation and sends
+        nothing), in the transaction that counts the rows' attempt."""
         self.wait_for_rate_limit()
+        uncounted = [event for event in events if event.pk not in self.counted]
+        with transaction.atomic():
+            renewed = DeliveryLease.objects.filter(
+                destination_id=self.destination.pk,
+                holder=self.holder,
+                generation=self.generation,
+            ).update(expires_at=timezone.now() + lease_ttl())
+            if not renewed:
+                raise LeaseLost
+            count_attempt(uncounted)
+        self.counted.update(event.pk for event in uncounted)
         return request(self.client)
 
     def record(
@@ -124,17 +181,28 @@ class Sender:
             [through(deliveryattempt_id=attempt.pk, inboundevent_id=e.pk) for e in events]
         )
 
-    def retry_later(self, events: list[InboundEvent], result: Result) -> str:
+    def retry_later(
+        self,
+        events: list[InboundEvent],
+        result: Result,
+        waiting: Sequence[InboundEvent] = (),
+        waiting_reason: str = "",
+    ) -> str:
         """Reschedules what Talon.One may take later (timeouts, 409, 429, 5xx) with
-        backoff; each event gives up at its own maximum age. Returns the attempt's
+        each profile's backoff; each event gives up at its own maximum age. Rows
+        that waited behind the request (a profile's later custom events) count it
+        as an attempt of theirs and wait with their profile. Returns the attempt's
         outcome."""
-        now = timezone.now()
-        oldest = now - settings.DELIVERY_MAX_AGE
+        oldest = timezone.now() - settings.DELIVERY_MAX_AGE
         expired = [e for e in events if (e.queued_at or e.received_at) < oldest]
         retrying = [e for e in events if (e.queued_at or e.received_at) >= oldest]
         finish(expired, Status.FAILED, f"{gave_up()}; last: {result.summary()}")
-        delay = backoff(attempt_number(events), result.retry_after)
-        reschedule(retrying, now + delay, f"retrying: {result.summary()}")
+        count_attempt(waiting)
+        back_off([*retrying, *waiting], f"retrying: {result.summary()}", result.retry_after)
+        if waiting:
+            InboundEvent.objects.filter(pk__in=[e.pk for e in waiting]).update(
+                reason=waiting_reason
+            )
         return Outcome.RETRY if retrying else Outcome.FAILED
 
 

@@ -55,7 +55,7 @@ class AudienceMemberships:
         if audience.talon_id is not None:
             return audience
         integration_id = audience.computation_id or key
-        result = sender.send(lambda client: client.create_audience(key, integration_id))
+        result = sender.send(events, lambda client: client.create_audience(key, integration_id))
         talon_id = result.data.get("id") if isinstance(result.data, dict) else None
         if result.outcome is Answer.SUCCESS and type(talon_id) is int:
             audience.talon_id = talon_id
@@ -94,7 +94,8 @@ class AudienceMemberships:
         while queue:
             group = queue.pop(0)
             result = sender.send(
-                lambda client, group=group: client.update_audiences([c.body() for c in group])
+                [event for change in group for event in change.events],
+                lambda client, group=group: client.update_audiences([c.body() for c in group]),
             )
             if (
                 result.outcome is Answer.PERMANENT

@@ -38,7 +38,9 @@ class Deletions:
         for event in events:
             by_profile.setdefault(event.user_id, []).append(event)
         for integration_id, group in by_profile.items():
-            result = sender.send(lambda client, i=integration_id: client.delete_customer_data(i))
+            result = sender.send(
+                group, lambda client, i=integration_id: client.delete_customer_data(i)
+            )
             if result.outcome is Answer.SUCCESS or result.status == 404:
                 note = "no such customer in Talon.One" if result.status == 404 else ""
                 sender.record(group, result, Outcome.SUCCESS, note, integration_id=integration_id)

@@ -1,6 +1,8 @@
 """Track events → Talon.One custom events: POST /v2/events, one request an
 event, each profile's events in Segment-timestamp order. When one waits for a
-retry, the profile's later events wait behind it."""
+retry, the profile's later events wait behind it: the failed request counts as
+an attempt of theirs too, and the profile waits by the fewest attempts among
+them, so an event that arrived since does not inherit the older one's backoff."""
 
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ class TrackEvents:
         for integration_id, profile_events in by_profile.items():
             for index, event in enumerate(profile_events):
                 result = sender.send(
+                    [event],
                     lambda client, event=event: client.track_event(
                         event.user_id, event.call["type"], event.attributes
-                    )
+                    ),
                 )
                 if result.outcome is Answer.SUCCESS:
                     sender.record([event], result, Outcome.SUCCESS, integration_id=integration_id)
@@ -36,10 +39,7 @@ class TrackEvents:
                     sender.record([event], result, Outcome.FAILED, integration_id=integration_id)
                     outbox.finish([event], Status.FAILED, result.summary())
                     continue
-                outcome = sender.retry_later([event], result)
-                sender.record([event], result, outcome, integration_id=integration_id)
                 later = profile_events[index + 1 :]
-                if later:
-                    event.refresh_from_db(fields=["next_attempt_at"])
-                    outbox.reschedule(later, event.next_attempt_at or timezone.now(), WAITING)
+                outcome = sender.retry_later([event], result, later, WAITING)
+                sender.record([event], result, outcome, integration_id=integration_id)
                 break

@@ -100,7 +100,7 @@ class _Run:
             group = self._leave_out_refused(queue.pop(0))
             if not group:
                 continue
-            result = self._update({e.integration_id: e.attributes for e in group})
+            result = self._update(group, {e.integration_id: e.attributes for e in group})
             if result.outcome is Answer.PERMANENT and result.status in (400, 413):
                 if len(group) > 1:
                     self._record(group, result, Outcome.RETRY, "split in halves, resent")
@@ -114,15 +114,17 @@ class _Run:
                     continue
             self._settle(group, result)
 
-    def _update(self, profiles: dict[str, dict[str, Any]]) -> Result:
+    def _update(self, entries: list[Entry], profiles: dict[str, dict[str, Any]]) -> Result:
+        events = _events(entries)
         if self.destination.run_rule_engine:
             ((integration_id, attributes),) = profiles.items()
             return self.sender.send(
+                events,
                 lambda client: client.update_profile(
                     integration_id, attributes, run_rule_engine=True
-                )
+                ),
             )
-        return self.sender.send(lambda client: client.update_profiles(profiles))
+        return self.sender.send(events, lambda client: client.update_profiles(profiles))
 
     def _leave_out_refused(self, group: list[Entry]) -> list[Entry]:
         """Leaves out the attributes Talon.One refused recently; a profile left
@@ -157,7 +159,8 @@ class _Run:
             while stack:
                 subset = stack.pop()
                 result = self._update(
-                    {entry.integration_id: {name: entry.attributes[name] for name in subset}}
+                    [entry],
+                    {entry.integration_id: {name: entry.attributes[name] for name in subset}},
                 )
                 if result.outcome is Answer.SUCCESS:
                     note = f"{len(subset)} of {len(names)} attributes accepted"
@@ -199,7 +202,7 @@ class _Run:
     def _profile_accepted(self, entry: Entry, first: Result) -> bool:
         """Every attribute was refused: is it the profile itself? An update with no
         attributes tells, so that one bad profile never marks good attributes refused."""
-        result = self._update({entry.integration_id: {}})
+        result = self._update([entry], {entry.integration_id: {}})
         if result.outcome is Answer.SUCCESS:
             note = "the profile itself is accepted: the attributes are refused"
             self._record([entry], result, Outcome.SUCCESS, note)
@@ -218,10 +221,8 @@ class _Run:
             # Whatever went wrong here, the events must not stay claimed in
             # silence: retry them (the request may have succeeded: upserts repeat safely).
             logger.exception("Could not settle a delivery of destination %s", self.destination.pk)
-            events = _events(entries)
-            outbox.reschedule(
-                events,
-                timezone.now() + outbox.backoff(outbox.attempt_number(events)),
+            outbox.back_off(
+                _events(entries),
                 f"retrying: internal error after {result.summary() or 'the request'}",
             )
 
