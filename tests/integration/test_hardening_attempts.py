@@ -1,9 +1,8 @@
 """Issue #10 item 6: attempt counts grew with the event rate. Every flush added an
 attempt to all of a claimed profile's pending rows, sent or not, and a request
 waited by the highest count among its rows, so a new event inherited an older
-one's failures. Now a row's attempt is counted when a request carries it (or,
-for custom events, when it waited behind a failed one), and each profile waits
-by the fewest attempts among its rows."""
+one's failures. Now a row's attempt is counted when a request carries it, and
+each profile waits by the fewest attempts among the rows sent."""
 
 from __future__ import annotations
 
@@ -80,21 +79,29 @@ def test_a_new_profile_update_waits_one_step_not_the_older_events_backoff(
     assert all(5 - 1 <= wait <= 10 for wait in waits().values()), waits()
 
 
-def test_a_new_custom_event_waits_one_step_behind_an_older_failing_one(
+def test_custom_events_waiting_behind_a_failing_one_count_no_attempt(
     destination, post_events, sandbox
 ):
-    send(post_events, track("tried", "2026-01-01T00:00:00Z"))
-    InboundEvent.objects.update(attempts=6)
-    send(post_events, track("new", "2026-01-02T00:00:00Z"))
+    send(post_events, track("first", "2026-01-01T00:00:00Z"), track("next", "2026-01-02T00:00:00Z"))
     sandbox.set_faults(error_rate={"503": 1.0})
 
+    for _ in range(4):
+        InboundEvent.objects.update(next_attempt_at=timezone.now())
+        delivery.flush(destination.pk)
+
+    # Only the first was sent (four times); the next waited with it, untried.
+    assert len(sandbox.requests_log()) == 4
+    assert attempts() == {"first": 4, "next": 0}
+    first, following = (InboundEvent.objects.get(message_id=m) for m in ("first", "next"))
+    assert following.next_attempt_at == first.next_attempt_at
+    assert following.reason.startswith("waiting:")
+
+    sandbox.set_faults(error_rate={}, fail_next=[])
+    InboundEvent.objects.update(next_attempt_at=timezone.now())
     delivery.flush(destination.pk)
 
-    # Only the older event was sent; the new one waited behind it: one attempt each.
-    assert len(sandbox.requests_log()) == 1
-    assert attempts() == {"tried": 7, "new": 1}
-    assert all(5 - 1 <= wait <= 10 for wait in waits().values()), waits()
-    assert InboundEvent.objects.get(message_id="new").reason.startswith("waiting:")
+    assert attempts() == {"first": 5, "next": 1}
+    assert set(InboundEvent.objects.values_list("status", flat=True)) == {"delivered"}
 
 
 def test_claimed_rows_that_are_not_sent_count_no_attempt(destination, post_events, sandbox):

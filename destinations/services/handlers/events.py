@@ -1,8 +1,8 @@
 """Track events → Talon.One custom events: POST /v2/events, one request an
 event, each profile's events in Segment-timestamp order. When one waits for a
-retry, the profile's later events wait behind it: the failed request counts as
-an attempt of theirs too, and the profile waits by the fewest attempts among
-them, so an event that arrived since does not inherit the older one's backoff."""
+retry, the profile's later events wait behind it, as long as its own attempts
+say (its consecutive failures: each event is sent once the one before it was
+delivered), counting none of their own."""
 
 from __future__ import annotations
 
