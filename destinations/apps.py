@@ -10,8 +10,10 @@ class DestinationsConfig(AppConfig):
         from celery.signals import task_postrun, task_prerun
         from django.core.signals import request_finished
 
+        from destinations import history
         from integration_site import logging as log_context
 
+        history.register()
         # The log context (request id, destination) of requests and of tasks.
         request_finished.connect(log_context.clear, dispatch_uid="log-context-request")
         task_prerun.connect(task_log_context, dispatch_uid="log-context-task")
