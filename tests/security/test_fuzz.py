@@ -32,7 +32,9 @@ from destinations.services.ingest import InvalidEvent, parse_events
 from tests.conftest import identify, sign
 from tests.security.conftest import SECRET
 
-pytestmark = pytest.mark.django_db
+# Hundreds of examples each: their time grows with the machine's load, so they get
+# more than the suite's 5 minutes before pytest-timeout calls them hung.
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(900)]
 
 URL = "/api/v1/segment/acme/"
 FUZZ = settings(
