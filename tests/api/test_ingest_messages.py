@@ -37,11 +37,15 @@ def post_raw(post_events, raw: bytes):
             "The body is not valid JSON: the number " + "9" * 30 + "e999999999 is too large.",
         ),
         (
+            b'{"type": "identify", "traits": {"n": ' + b"9" * 31 + b"e999999999}}",
+            "The body is not valid JSON: the number " + "9" * 31 + "e99999999… is too large.",
+        ),
+        (
             b'{"type": "identify", "traits": {"n": ' + b"9" * 50 + b"e999}}",
             "The body is not valid JSON: the number " + "9" * 40 + "… is too large.",
         ),
     ],
-    ids=["nul", "surrogate", "huge-number", "forty-characters", "longer-number-cut"],
+    ids=["nul", "surrogate", "huge-number", "forty-characters", "41-characters", "longer-number"],
 )
 def test_unstorable_values_are_named(destination, post_events, raw, detail):
     response = post_raw(post_events, raw)

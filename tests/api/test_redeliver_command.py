@@ -7,7 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from destinations.models import InboundEvent
+from destinations.models import DeliveryLease, InboundEvent
+from destinations.services import delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -135,3 +136,31 @@ def test_events_that_cannot_be_sent_are_not_queued(make_destination, fields):
 
     assert redeliver() == "0 event(s) queued again.\n"
     assert requeued() == set()
+
+
+def test_redelivered_events_get_their_full_time_again(events):
+    InboundEvent.objects.update(queued_at=timezone.now() - timedelta(days=2))
+
+    redeliver("--event-id", str(events["failed-u1"]))
+
+    event = InboundEvent.objects.get(message_id="failed-u1")
+    assert timezone.now() - event.queued_at < timedelta(minutes=1)
+
+
+def test_pending_events_are_left_as_they_are(events):
+    InboundEvent.objects.filter(message_id="failed-u1").update(status=Status.PENDING)
+
+    assert delivery.redeliver(InboundEvent.objects.filter(message_id="failed-u1")) == 0
+
+    assert InboundEvent.objects.get(message_id="failed-u1").attempts == 3
+
+
+def test_redelivery_nudges_each_destination_once_after_commit(
+    events, broker_queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        redeliver()
+
+    nudged = DeliveryLease.objects.filter(nudged_at__isnull=False)
+    assert sorted(nudged.values_list("destination__slug", flat=True)) == ["acme", "other"]
+    assert broker_queue() == 2

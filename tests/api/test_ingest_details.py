@@ -1,0 +1,50 @@
+"""Ingest details a refactoring could change unnoticed: the id of an event without
+a messageId (stored: it must stay the same across versions, or a Segment retry
+after an upgrade is stored twice) and how Basic credentials are read."""
+
+import base64
+import hashlib
+
+import pytest
+
+from destinations.models import InboundEvent
+from tests.conftest import SECRET, identify
+
+pytestmark = pytest.mark.django_db
+
+# The compact, key-sorted JSON of EVENT, hashed: pinned, not recomputed here.
+EVENT = {"type": "identify", "userId": "u1", "traits": {"plan": "gold", "email": "a@b.c"}}
+CONTENT_ID = (
+    "sha256:"
+    + hashlib.sha256(
+        b'{"traits":{"email":"a@b.c","plan":"gold"},"type":"identify","userId":"u1"}'
+    ).hexdigest()
+)
+
+
+@pytest.fixture
+def destination(make_destination):
+    return make_destination()
+
+
+def test_an_event_without_message_id_is_stored_under_its_content_id(destination, post_events):
+    post_events("acme", EVENT)
+
+    assert InboundEvent.objects.get().message_id == CONTENT_ID
+
+
+def basic(credentials: bytes) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+
+
+def test_basic_password_may_hold_colons(destination, post_events):
+    headers = basic(f"{SECRET}:pass:word".encode())
+
+    assert post_events("acme", identify(), secret=None, headers=headers).status_code == 200
+
+
+def test_basic_credentials_with_stray_characters_are_refused(destination, post_events):
+    # Lenient base64 would skip the "*" and read the right secret.
+    headers = {"Authorization": basic(f"{SECRET}:".encode())["Authorization"] + "*"}
+
+    assert post_events("acme", identify(), secret=None, headers=headers).status_code == 401
