@@ -125,7 +125,25 @@ class Destination(models.Model):
             )
 
 
-class AttributeMapping(models.Model):
+class TypedName(models.Model):
+    """A value sent to Talon.One under this name, checked and coerced to this type."""
+
+    name = models.CharField(max_length=255, validators=[validate_attribute_name])
+    type = models.CharField(
+        max_length=20,
+        choices=[(t.value, t.value) for t in AttributeType],
+        default=AttributeType.STRING,
+    )
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
+
+
+class AttributeMapping(TypedName):
     """A trait (after flattening) forwarded to the Talon.One attribute of the same name."""
 
     destination = models.ForeignKey(
@@ -137,14 +155,8 @@ class AttributeMapping(models.Model):
         help_text="Exact, case-sensitive trait name after flattening "
         "(address.city → address_city).",
     )
-    type = models.CharField(
-        max_length=20,
-        choices=[(t.value, t.value) for t in AttributeType],
-        default=AttributeType.STRING,
-    )
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(TypedName.Meta):
         constraints = [
             models.UniqueConstraint(
                 "destination",
@@ -154,9 +166,6 @@ class AttributeMapping(models.Model):
                 "name (names may not differ only in case).",
             )
         ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.type})"
 
 
 class EventMapping(models.Model):
@@ -186,29 +195,19 @@ class EventMapping(models.Model):
         return f"{self.segment_event} → {self.talon_event_type}"
 
 
-class EventProperty(models.Model):
+class EventProperty(TypedName):
     """A track property (after flattening) sent as the event attribute of the same name."""
 
     event_mapping = models.ForeignKey(
         EventMapping, on_delete=models.CASCADE, related_name="properties"
     )
-    name = models.CharField(max_length=255, validators=[validate_attribute_name])
-    type = models.CharField(
-        max_length=20,
-        choices=[(t.value, t.value) for t in AttributeType],
-        default=AttributeType.STRING,
-    )
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(TypedName.Meta):
         constraints = [
             models.UniqueConstraint(
                 "event_mapping", Lower("name"), name="unique_event_property_name"
             )
         ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.type})"
 
 
 class TalonAudience(models.Model):
