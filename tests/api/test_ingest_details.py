@@ -4,8 +4,10 @@ after an upgrade is stored twice) and how Basic credentials are read."""
 
 import base64
 import hashlib
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from destinations.models import InboundEvent
 from tests.conftest import SECRET, identify
@@ -48,3 +50,16 @@ def test_basic_credentials_with_stray_characters_are_refused(destination, post_e
     headers = {"Authorization": basic(f"{SECRET}:".encode())["Authorization"] + "*"}
 
     assert post_events("acme", identify(), secret=None, headers=headers).status_code == 401
+
+
+def test_an_invalid_event_keeps_the_note_on_its_future_timestamp(destination, post_events):
+    future = (timezone.now() + timedelta(days=1)).isoformat()
+    bad = identify(message_id="bad", userId=5.5, timestamp=future)
+
+    post_events("acme", [identify(), bad])
+
+    row = InboundEvent.objects.get(message_id="bad")
+    assert row.status == InboundEvent.Status.SKIPPED
+    assert row.notes == [
+        {"attribute": "timestamp", "reason": "in the future; taken as the time received"}
+    ]

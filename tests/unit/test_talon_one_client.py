@@ -6,6 +6,7 @@ from datetime import timedelta
 from email.utils import format_datetime
 
 import pytest
+import requests
 from django.utils import timezone
 
 from destinations.talon_one import (
@@ -17,7 +18,7 @@ from destinations.talon_one import (
     parse_retry_after,
     read_error,
 )
-from tests.local_server import scripted_talon
+from tests.local_server import local_server, scripted_talon
 
 
 @pytest.mark.parametrize("status", [200, 201, 204, 299])
@@ -174,3 +175,40 @@ def test_success_bodies_are_not_read_for_errors():
     assert result.message == ""
     assert result.data == answer
     assert result.summary() == "Talon.One answered 200"
+
+
+@pytest.mark.parametrize(("rule_engine", "query"), [(True, "true"), (False, "false")])
+def test_a_single_update_says_whether_the_rule_engine_runs(rule_engine, query):
+    def no_content(request, body):
+        request.send_response(204)
+        request.end_headers()
+
+    with local_server(no_content) as (url, paths):
+        TalonOneClient(url, "key").update_profile("a/b c", {}, rule_engine)
+
+    assert paths == [f"/v2/customer_profiles/a%2Fb%20c?runRuleEngine={query}"]
+
+
+@pytest.mark.django_db
+def test_a_private_address_is_refused_for_good_with_the_reason(settings):
+    settings.TALON_HTTP_ALLOWED_HOSTS = []
+
+    result = TalonOneClient("https://10.0.0.1", "key").update_profiles({"u1": {}})
+
+    assert result.outcome is Outcome.PERMANENT
+    assert result.summary() == (
+        "Not sent: the base URL's host resolves to an address that is not allowed "
+        "(loopback, private, link-local or metadata)"
+    )
+
+
+class BrokenSession(requests.Session):
+    def request(self, *args, **kwargs):
+        raise requests.exceptions.ChunkedEncodingError("connection broken mid-answer")
+
+
+def test_another_transport_failure_is_retried_and_named_by_its_kind():
+    result = TalonOneClient("https://acme.talon.one", "key", BrokenSession()).update_profiles({})
+
+    assert result.outcome is Outcome.RETRY
+    assert result.summary() == "Request to Talon.One failed (ChunkedEncodingError)"
