@@ -76,11 +76,8 @@ def attempt_number(events: Iterable[InboundEvent]) -> int:
     return max(profile_attempts(events).values())
 
 
-def back_off(
-    events: Sequence[InboundEvent], reason: str, retry_after: float | None = None
-) -> dict[str, datetime]:
-    """Reschedules each profile's rows by its own attempt (profile_attempts);
-    returns when each profile is tried next."""
+def back_off(events: Sequence[InboundEvent], reason: str, retry_after: float | None = None) -> None:
+    """Reschedules each profile's rows by its own attempt (profile_attempts)."""
     now = timezone.now()
     delays: dict[int, timedelta] = {}
     when = {
@@ -92,7 +89,6 @@ def back_off(
         by_time.setdefault(when[event.user_id], []).append(event)
     for at, group in by_time.items():
         reschedule(group, at, reason)
-    return when
 
 
 def count_attempt(events: Sequence[InboundEvent]) -> None:
@@ -194,18 +190,20 @@ class Sender:
     ) -> str:
         """Reschedules what Talon.One may take later (timeouts, 409, 429, 5xx) with
         each profile's backoff; each event gives up at its own maximum age. Rows
-        waiting behind the request (a profile's later custom events) wait as long,
-        counting no attempt: the wait grows with the failures of the rows sent, not
-        with how many rows wait. Returns the attempt's outcome."""
-        now = timezone.now()
-        oldest = now - settings.DELIVERY_MAX_AGE
+        waiting behind the request (a profile's later custom events) count it as an
+        attempt of theirs and wait with their profile, which waits by its fewest
+        attempts: a row that arrived since the last failure restarts the backoff.
+        Returns the attempt's outcome."""
+        oldest = timezone.now() - settings.DELIVERY_MAX_AGE
         expired = [e for e in events if (e.queued_at or e.received_at) < oldest]
         retrying = [e for e in events if (e.queued_at or e.received_at) >= oldest]
         finish(expired, Status.FAILED, f"{gave_up()}; last: {result.summary()}")
-        when = back_off(retrying, f"retrying: {result.summary()}", result.retry_after)
-        for at in {when.get(e.user_id, now) for e in waiting}:
-            group = [e for e in waiting if when.get(e.user_id, now) == at]
-            reschedule(group, at, waiting_reason)
+        count_attempt(waiting)
+        back_off([*retrying, *waiting], f"retrying: {result.summary()}", result.retry_after)
+        if waiting:
+            InboundEvent.objects.filter(pk__in=[e.pk for e in waiting]).update(
+                reason=waiting_reason
+            )
         return Outcome.RETRY if retrying else Outcome.FAILED
 
 

@@ -1,8 +1,9 @@
 """Issue #10 item 6: attempt counts grew with the event rate. Every flush added an
 attempt to all of a claimed profile's pending rows, sent or not, and a request
 waited by the highest count among its rows, so a new event inherited an older
-one's failures. Now a row's attempt is counted when a request carries it, and
-each profile waits by the fewest attempts among the rows sent."""
+one's failures. Now a row's attempt is counted when a request carries it (or,
+for custom events, when it waited behind a failed one since the last progress),
+and each profile waits by the fewest attempts among its rows."""
 
 from __future__ import annotations
 
@@ -79,28 +80,31 @@ def test_a_new_profile_update_waits_one_step_not_the_older_events_backoff(
     assert all(5 - 1 <= wait <= 10 for wait in waits().values()), waits()
 
 
-def test_custom_events_waiting_behind_a_failing_one_count_no_attempt(
+def test_custom_events_restart_the_backoff_on_a_new_event_and_on_progress(
     destination, post_events, sandbox
 ):
     send(post_events, track("first", "2026-01-01T00:00:00Z"), track("next", "2026-01-02T00:00:00Z"))
     sandbox.set_faults(error_rate={"503": 1.0})
-
     for _ in range(4):
         InboundEvent.objects.update(next_attempt_at=timezone.now())
         delivery.flush(destination.pk)
-
-    # Only the first was sent (four times); the next waited with it, untried.
+    # Only the first was sent; the next waited through the same four failures.
     assert len(sandbox.requests_log()) == 4
-    assert attempts() == {"first": 4, "next": 0}
-    first, following = (InboundEvent.objects.get(message_id=m) for m in ("first", "next"))
-    assert following.next_attempt_at == first.next_attempt_at
-    assert following.reason.startswith("waiting:")
+    assert attempts() == {"first": 4, "next": 4}
+    assert InboundEvent.objects.get(message_id="next").reason.startswith("waiting:")
+
+    send(post_events, track("new", "2026-01-03T00:00:00Z"))
+    delivery.flush(destination.pk)  # due at once: the first is tried again, and fails
+
+    assert attempts() == {"first": 5, "next": 5, "new": 1}
+    assert all(5 - 1 <= wait <= 10 for wait in waits().values()), waits()
 
     sandbox.set_faults(error_rate={}, fail_next=[])
     InboundEvent.objects.update(next_attempt_at=timezone.now())
     delivery.flush(destination.pk)
 
-    assert attempts() == {"first": 5, "next": 1}
+    # Each delivered event restarted the count of those behind it.
+    assert attempts() == {"first": 6, "next": 1, "new": 1}
     assert set(InboundEvent.objects.values_list("status", flat=True)) == {"delivered"}
 
 

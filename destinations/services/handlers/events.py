@@ -1,8 +1,10 @@
 """Track events → Talon.One custom events: POST /v2/events, one request an
 event, each profile's events in Segment-timestamp order. When one waits for a
-retry, the profile's later events wait behind it, as long as its own attempts
-say (its consecutive failures: each event is sent once the one before it was
-delivered), counting none of their own."""
+retry, the profile's later events wait behind it. The failed request counts as
+an attempt of theirs too, and the profile waits by the fewest attempts among
+them: an event that arrived since the last failure restarts the backoff. An
+event settled is progress: the count of those behind it starts again, so the
+backoff follows the profile's consecutive failures, not the length of its queue."""
 
 from __future__ import annotations
 
@@ -31,15 +33,26 @@ class TrackEvents:
                         event.user_id, event.call["type"], event.attributes
                     ),
                 )
+                later = profile_events[index + 1 :]
                 if result.outcome is Answer.SUCCESS:
                     sender.record([event], result, Outcome.SUCCESS, integration_id=integration_id)
                     outbox.delivered([event], timezone.now())
+                    _start_count_again(later)
                     continue
                 if result.outcome is Answer.PERMANENT:
                     sender.record([event], result, Outcome.FAILED, integration_id=integration_id)
                     outbox.finish([event], Status.FAILED, result.summary())
+                    _start_count_again(later)
                     continue
-                later = profile_events[index + 1 :]
                 outcome = sender.retry_later([event], result, later, WAITING)
                 sender.record([event], result, outcome, integration_id=integration_id)
                 break
+
+
+def _start_count_again(events: list[InboundEvent]) -> None:
+    """The rows behind a settled one: the failures they waited through are over."""
+    counted = [event for event in events if event.attempts]
+    if counted:
+        InboundEvent.objects.filter(pk__in=[e.pk for e in counted]).update(attempts=0)
+        for event in counted:
+            event.attempts = 0
