@@ -303,6 +303,26 @@ class InboundEvent(models.Model):
         return f"{self.type} {self.message_id}"
 
 
+class SeenMessage(models.Model):
+    """A messageId received for a destination: duplicate detection that outlives
+    the audit rows (AUDIT_RETENTION_DAYS), kept DEDUPE_RETENTION_DAYS. Without it,
+    a captured signed request replayed after the purge would be accepted again."""
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="+")
+    message_id = models.CharField(max_length=200)
+    first_seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["destination", "message_id"], name="unique_seen_message"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.message_id
+
+
 class DeliveryAttempt(models.Model):
     """One HTTP request to Talon.One and what came back (the audit log)."""
 

@@ -31,3 +31,8 @@ def sweep() -> None:
 @shared_task
 def purge_audit_log() -> None:
     audit.purge_old_rows()
+
+
+@shared_task
+def purge_seen_messages() -> None:
+    audit.purge_seen_messages()

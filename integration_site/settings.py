@@ -227,6 +227,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "destinations.tasks.purge_audit_log",
         "schedule": timedelta(hours=1),
     },
+    "purge-old-seen-messages": {
+        "task": "destinations.tasks.purge_seen_messages",
+        "schedule": timedelta(hours=6),
+    },
 }
 
 # --- Delivery to Talon.One ---------------------------------------------------
@@ -246,6 +250,9 @@ DELIVERY_LEASE_MARGIN_SECONDS = env.float("DELIVERY_LEASE_MARGIN_SECONDS", defau
 # A flush hands the worker back after this long, so destinations take turns.
 DELIVERY_FLUSH_SECONDS = env.float("DELIVERY_FLUSH_SECONDS", default=60.0)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=30)
+# The messageIds received are remembered longer than the audit rows: a request
+# replayed after its events were purged is still a duplicate.
+DEDUPE_RETENTION_DAYS = env.int("DEDUPE_RETENTION_DAYS", default=90)
 # An attribute Talon.One refused is left out of updates for this long, then tried
 # again (sooner when the destination's attribute rows change or on redelivery).
 REFUSED_ATTRIBUTE_RETRY = timedelta(

@@ -33,7 +33,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
-from destinations.models import Destination, InboundEvent
+from destinations.models import Destination, InboundEvent, SeenMessage
 from destinations.services import delivery, secrets
 from destinations.services.mapping import (
     NOTHING_TO_SEND,
@@ -323,20 +323,44 @@ def _derived_row(row: InboundEvent) -> bool:
 
 
 def _insert(rows: list[InboundEvent]) -> list[tuple[str, str]]:
-    """Stores the rows whose messageId is new (a Segment retry, or a concurrent
-    request, may have stored one first: it is acknowledged, not stored again);
-    returns the messageId and status of each row this request stored."""
+    """Stores the rows whose messageId is new (a Segment retry, a replay after the
+    audit rows were purged, or a concurrent request may have brought it first: it
+    is acknowledged, not stored again); returns the messageId and status of each
+    row this request stored. Every new messageId is remembered (SeenMessage)."""
     if connection.vendor == "postgresql":
         return _insert_postgresql(rows)
-    InboundEvent.objects.bulk_create(rows, ignore_conflicts=True)
-    # The request's id tells which rows this request inserted itself.
-    return list(
+    destination_id = rows[0].destination_id
+    seen = set(
+        SeenMessage.objects.filter(
+            destination_id=destination_id, message_id__in={_seen_id(row) for row in rows}
+        ).values_list("message_id", flat=True)
+    )
+    InboundEvent.objects.bulk_create(
+        [row for row in rows if _seen_id(row) not in seen], ignore_conflicts=True
+    )
+    # The request's id tells which rows this request inserted itself; the unique
+    # messageId lets one request only insert each.
+    stored = list(
         InboundEvent.objects.filter(
-            destination_id=rows[0].destination_id,
+            destination_id=destination_id,
             message_id__in=[row.message_id for row in rows],
             request_id=rows[0].request_id,
-        ).values_list("message_id", "status")
+        ).values_list("message_id", "status", "received_at")
     )
+    SeenMessage.objects.bulk_create(
+        [
+            SeenMessage(destination_id=destination_id, message_id=message_id, first_seen_at=at)
+            for message_id, _, at in stored
+            if not message_id.endswith(DERIVED_SUFFIX)
+        ],
+        ignore_conflicts=True,
+    )
+    return [(message_id, status) for message_id, status, _ in stored]
+
+
+def _seen_id(row: InboundEvent) -> str:
+    """The Segment message a row stands for: a membership's second row, its event's."""
+    return getattr(row, "seen_id", row.message_id)
 
 
 # The rows as one JSON parameter, expanded by PostgreSQL, in one statement: 20x
@@ -360,13 +384,31 @@ _COLUMNS = {
     "next_attempt_at": "timestamptz",
     "request_id": "uuid",
 }
+# Rows of messages seen before are left out, even when their audit rows were
+# purged; the new ones are remembered, all in the same statement. Formatted with
+# the models' own table and column names only: the values are parameters.
 _INSERT_SQL = """
-INSERT INTO {table} ({columns})
-SELECT {selected} FROM jsonb_to_recordset(%s::jsonb) AS r({typed})
-ON CONFLICT (destination_id, message_id) DO NOTHING
-RETURNING message_id, status
-""".format(
+WITH r AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r({typed}, seen_id text)),
+stored AS (
+    INSERT INTO {table} ({columns})
+    SELECT {selected} FROM r
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {seen} s
+        WHERE s.destination_id = r.destination_id AND s.message_id = r.seen_id
+    )
+    ON CONFLICT (destination_id, message_id) DO NOTHING
+    RETURNING destination_id, message_id, status, received_at
+),
+remembered AS (
+    INSERT INTO {seen} (destination_id, message_id, first_seen_at)
+    SELECT destination_id, message_id, received_at FROM stored
+    WHERE RIGHT(message_id, %s) <> %s
+    ON CONFLICT (destination_id, message_id) DO NOTHING
+)
+SELECT message_id, status FROM stored
+""".format(  # noqa: S608
     table=InboundEvent._meta.db_table,
+    seen=SeenMessage._meta.db_table,
     columns=", ".join(f'"{name}"' for name in _COLUMNS),
     # JSON null comes out of jsonb_to_recordset as SQL NULL: an event that is null.
     selected=", ".join(
@@ -397,11 +439,15 @@ def _insert_postgresql(rows: list[InboundEvent]) -> list[tuple[str, str]]:
             "queued_at": row.queued_at and row.queued_at.isoformat(),
             "next_attempt_at": row.next_attempt_at and row.next_attempt_at.isoformat(),
             "request_id": str(row.request_id),
+            "seen_id": _seen_id(row),
         }
         for row in rows
     ]
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, [json.dumps(records, ensure_ascii=False)])
+        cursor.execute(
+            _INSERT_SQL,
+            [json.dumps(records, ensure_ascii=False), len(DERIVED_SUFFIX), DERIVED_SUFFIX],
+        )
         return [(message_id, status) for message_id, status in cursor.fetchall()]
 
 
@@ -528,7 +574,7 @@ def _derived(row: InboundEvent) -> InboundEvent:
     message_id = row.message_id + DERIVED_SUFFIX
     if len(message_id) > MESSAGE_ID_MAX:
         message_id = "sha256:" + hashlib.sha256(message_id.encode()).hexdigest() + DERIVED_SUFFIX
-    return InboundEvent(
+    derived = InboundEvent(
         destination=row.destination,
         message_id=message_id,
         type=row.type,
@@ -538,6 +584,8 @@ def _derived(row: InboundEvent) -> InboundEvent:
         notes=[],
         status=InboundEvent.Status.SKIPPED,
     )
+    derived.seen_id = row.message_id  # type: ignore[attr-defined]  # deduped with its event
+    return derived
 
 
 def _queue(row: InboundEvent, kind: str, now: datetime) -> None:
