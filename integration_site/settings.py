@@ -194,6 +194,14 @@ if REDIS_URL:
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
     }
+    # Ingest's nudge publishes on a connection of its own, with short timeouts and
+    # no retry: a frozen Redis costs an answer about a second, not the 15 s of the
+    # options above with a retry (the sweeper queues the flush once Redis is back).
+    NUDGE_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "socket_connect_timeout": 0.5,
+        "socket_timeout": 0.5,
+        "max_retries": 0,  # kombu's own reconnection, before the first publish
+    }
 else:
     # No server needed: kombu's filesystem transport, for `make run`.
     CELERY_BROKER_URL = "filesystem://localhost/"  # with a host: no kombu warning per connection
@@ -205,6 +213,7 @@ else:
         "store_processed": False,
         "polling_interval": 0.2,
     }
+    NUDGE_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

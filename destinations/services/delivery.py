@@ -64,7 +64,14 @@ def nudge(destination_id: int) -> None:
     if not won:
         return
     try:
-        celery_app.send_task(FLUSH_TASK, args=[destination_id])
+        # A connection of its own, short timeouts, no retry: a broker that does not
+        # answer (frozen, not down) must not hold up ingest's answer.
+        with celery_app.connection_for_write(
+            transport_options=settings.NUDGE_BROKER_TRANSPORT_OPTIONS
+        ) as connection:
+            celery_app.send_task(
+                FLUSH_TASK, args=[destination_id], connection=connection, retry=False
+            )
     except Exception:  # the broker is down: the sweeper will find the work in the database
         # nudged_at stays set: requests in the next NUDGE_WINDOW do not wait on the broker.
         logger.warning(
