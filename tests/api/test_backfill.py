@@ -86,6 +86,7 @@ def test_a_dry_run_shows_what_would_be_sent_and_stores_nothing(destination, tmp_
     assert not backfill.checkpoint_path(path, destination).exists()
 
 
+@pytest.mark.timeout(900)  # 200,000 events stored on two cores, whatever else runs
 def test_100000_lines_interrupted_and_resumed_store_each_once(
     destination, tmp_path, capsys, monkeypatch
 ):
