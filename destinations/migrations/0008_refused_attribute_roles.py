@@ -3,7 +3,7 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-ROLES = ("Marketer", "Operator")
+GRANTS = {role: [("destinations", "view_refusedattribute")] for role in ("Marketer", "Operator")}
 
 
 def grant(apps, schema_editor):
@@ -14,11 +14,14 @@ def grant(apps, schema_editor):
     app_config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    view = Permission.objects.using(db).get(
-        content_type__app_label="destinations", codename="view_refusedattribute"
-    )
-    for group in Group.objects.using(db).filter(name__in=ROLES):
-        group.permissions.add(view)
+    for name, grants in GRANTS.items():
+        for group in Group.objects.using(db).filter(name=name):
+            for app_label, codename in grants:
+                group.permissions.add(
+                    Permission.objects.using(db).get(
+                        content_type__app_label=app_label, codename=codename
+                    )
+                )
 
 
 def revoke(apps, schema_editor):

@@ -9,9 +9,9 @@ EDIT = [
     for model in ("eventmapping", "eventproperty")
     for action in ("view", "add", "change", "delete")
 ]
-ROLES = {
-    "Marketer": [*EDIT, "view_talonaudience"],
-    "Operator": [*EDIT, "view_talonaudience", "change_talonaudience"],
+GRANTS = {
+    "Marketer": [("destinations", c) for c in (*EDIT, "view_talonaudience")],
+    "Operator": [("destinations", c) for c in (*EDIT, "view_talonaudience", "change_talonaudience")],
 }
 
 
@@ -23,11 +23,12 @@ def grant(apps, schema_editor):
     app_config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    for name, codenames in ROLES.items():
+    for name, grants in GRANTS.items():
         for group in Group.objects.using(db).filter(name=name):
             group.permissions.add(
                 *Permission.objects.using(db).filter(
-                    content_type__app_label="destinations", codename__in=codenames
+                    content_type__app_label="destinations",
+                    codename__in=[codename for _, codename in grants],
                 )
             )
 
@@ -36,7 +37,7 @@ def revoke(apps, schema_editor):
     Permission = apps.get_model("auth", "Permission")
     Permission.objects.using(schema_editor.connection.alias).filter(
         content_type__app_label="destinations",
-        codename__in={c for codenames in ROLES.values() for c in codenames},
+        codename__in={codename for grants in GRANTS.values() for _, codename in grants},
     ).delete()
 
 

@@ -3,6 +3,8 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
+GRANTS = {"Operator": [("auditlog", "view_logentry")]}
+
 
 def grant(apps, schema_editor):
     db = schema_editor.connection.alias
@@ -12,11 +14,14 @@ def grant(apps, schema_editor):
     app_config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    view = Permission.objects.using(db).get(
-        content_type__app_label="auditlog", codename="view_logentry"
-    )
-    for group in Group.objects.using(db).filter(name="Operator"):
-        group.permissions.add(view)
+    for name, grants in GRANTS.items():
+        for group in Group.objects.using(db).filter(name=name):
+            for app_label, codename in grants:
+                group.permissions.add(
+                    Permission.objects.using(db).get(
+                        content_type__app_label=app_label, codename=codename
+                    )
+                )
 
 
 def revoke(apps, schema_editor):

@@ -35,16 +35,28 @@ def destination(db: None) -> Destination:
     )
 
 
+# The migrations that give the roles their permissions, in order.
+ROLE_GRANTS = [
+    roles_migration.ROLES,
+    *(
+        importlib.import_module(f"destinations.migrations.{name}").GRANTS
+        for name in ("0008_refused_attribute_roles", "0010_kind_roles", "0012_history_role")
+    ),
+]
+
+
 @pytest.fixture
 def roles(db: None) -> None:
-    """The groups that the roles migration created. Transactional tests (e2e)
+    """The groups that the roles migrations created. Transactional tests (e2e)
     flush every table when they end, so put back what a flush removed."""
-    for name, permissions in roles_migration.ROLES.items():
-        group, created = Group.objects.get_or_create(name=name)
-        if created:
-            group.permissions.set(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-                for app_label, codename in permissions
+    for grants in ROLE_GRANTS:
+        for name, permissions in grants.items():
+            group, _ = Group.objects.get_or_create(name=name)
+            group.permissions.add(
+                *(
+                    Permission.objects.get(content_type__app_label=app_label, codename=codename)
+                    for app_label, codename in permissions
+                )
             )
 
 
