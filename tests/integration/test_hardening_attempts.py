@@ -108,6 +108,22 @@ def test_custom_events_restart_the_backoff_on_a_new_event_and_on_progress(
     assert set(InboundEvent.objects.values_list("status", flat=True)) == {"delivered"}
 
 
+def test_a_custom_event_refused_for_good_is_progress_too(destination, post_events, sandbox):
+    send(post_events, track("first", "2026-01-01T00:00:00Z"), track("next", "2026-01-02T00:00:00Z"))
+    sandbox.set_faults(fail_next=[503, 503, 403])
+    for _ in range(2):
+        InboundEvent.objects.update(next_attempt_at=timezone.now())
+        delivery.flush(destination.pk)
+    assert attempts() == {"first": 2, "next": 2}
+
+    InboundEvent.objects.update(next_attempt_at=timezone.now())
+    delivery.flush(destination.pk)
+
+    assert attempts() == {"first": 3, "next": 1}
+    statuses = dict(InboundEvent.objects.values_list("message_id", "status"))
+    assert statuses == {"first": "failed", "next": "delivered"}
+
+
 def test_claimed_rows_that_are_not_sent_count_no_attempt(destination, post_events, sandbox):
     # Two profiles in one bulk request that fails, then one of them gets a new
     # event: only the rows a request carries count an attempt.

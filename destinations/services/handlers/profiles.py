@@ -47,10 +47,6 @@ class Entry:
     delivered: dict[str, str] = field(default_factory=dict)  # attribute → ISO timestamp
     refused: dict[str, str] = field(default_factory=dict)  # attribute → Talon.One's answer
 
-    @property
-    def attempt(self) -> int:
-        return outbox.attempt_number(self.events)
-
 
 class ProfileUpdates:
     kind = InboundEvent.Kind.PROFILE
