@@ -83,6 +83,8 @@ class Process:
                 self.popen.wait()
 
     def output(self) -> str:
+        if not self.log_path.exists():  # never started (a test may keep Talon.One down)
+            return "(not started)"
         return self.log_path.read_text(errors="replace")[-5000:]
 
 
