@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from destinations.models import AttributeMapping, Destination
+from destinations.models import AttributeMapping, Destination, InboundEvent
 from talon_sandbox.client import SandboxClient
 from talon_sandbox.server import SandboxServer, running_sandbox
 
@@ -45,6 +46,26 @@ def identify(user_id: str | None = "user-1", message_id: str = "m-1", **fields: 
         event["userId"] = user_id
     event.update(fields)
     return event
+
+
+def pending_profile_update(
+    destination: Destination, user_id: str = "u1", message_id: str = "m-1"
+) -> InboundEvent:
+    """A profile update due now, stored as ingest would store it."""
+    now = timezone.now()
+    return InboundEvent.objects.create(
+        destination=destination,
+        message_id=message_id,
+        type="identify",
+        kind=InboundEvent.Kind.PROFILE,
+        user_id=user_id,
+        payload={},
+        timestamp=now,
+        attributes={"plan": "gold"},
+        status=InboundEvent.Status.PENDING,
+        queued_at=now,
+        next_attempt_at=now,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, Destination, InboundEvent
+from tests.conftest import pending_profile_update
 from tests.e2e.conftest import wait_for, worker_process
 from tests.local_server import local_server
 from tests.security.conftest import API_KEY, SECRET
@@ -29,20 +29,7 @@ def test_the_worker_fails_the_event_with_a_reason_and_never_logs_the_key(
             api_key=with_character(API_KEY, "\u200b", "middle"),  # saved before validation
             shared_secret=SECRET,
         )
-        now = timezone.now()
-        InboundEvent.objects.create(
-            destination=destination,
-            message_id="m-1",
-            type="identify",
-            kind=InboundEvent.Kind.PROFILE,
-            user_id="u1",
-            payload={},
-            timestamp=now,
-            attributes={"plan": "gold"},
-            status=InboundEvent.Status.PENDING,
-            queued_at=now,
-            next_attempt_at=now,
-        )
+        pending_profile_update(destination)
         worker = worker_process(processes, process_env, tmp_path).start()  # beat sweeps it up
 
         event = wait_for(

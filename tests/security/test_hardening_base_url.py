@@ -29,11 +29,11 @@ from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import override_settings
-from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, Destination, InboundEvent, validate_base_url
 from destinations.services import delivery
 from destinations.talon_one import Outcome, TalonOneClient
+from tests.conftest import pending_profile_update
 from tests.local_server import local_server
 from tests.security.conftest import API_KEY, SECRET, change_form_data
 
@@ -135,20 +135,7 @@ def test_a_stored_unusable_base_url_fails_at_once_instead_of_retrying_for_a_day(
     destination = Destination.objects.create(
         name="Acme", slug="acme", base_url=base_url, api_key=API_KEY, shared_secret=SECRET
     )
-    now = timezone.now()
-    InboundEvent.objects.create(
-        destination=destination,
-        message_id="m-1",
-        type="identify",
-        kind=InboundEvent.Kind.PROFILE,
-        user_id="u1",
-        payload={},
-        timestamp=now,
-        attributes={"plan": "gold"},
-        status=InboundEvent.Status.PENDING,
-        queued_at=now,
-        next_attempt_at=now,
-    )
+    pending_profile_update(destination)
 
     delivery.flush(destination.pk)
 

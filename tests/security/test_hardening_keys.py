@@ -15,11 +15,11 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, Destination, InboundEvent
 from destinations.services import delivery
 from destinations.talon_one import Outcome, TalonOneClient
+from tests.conftest import pending_profile_update
 from tests.local_server import local_server
 from tests.security.conftest import API_KEY, BASE_URL, SECRET, change_form_data
 
@@ -114,20 +114,7 @@ def test_a_stored_key_that_cannot_be_sent_fails_the_event_with_a_reason(
             api_key=with_character(API_KEY, character, position),
             shared_secret=SECRET,
         )
-        now = timezone.now()
-        InboundEvent.objects.create(
-            destination=destination,
-            message_id="m-1",
-            type="identify",
-            kind=InboundEvent.Kind.PROFILE,
-            user_id="u1",
-            payload={},
-            timestamp=now,
-            attributes={"plan": "gold"},
-            status=InboundEvent.Status.PENDING,
-            queued_at=now,
-            next_attempt_at=now,
-        )
+        pending_profile_update(destination)
 
         delivery.flush(destination.pk)  # raised UnicodeEncodeError before the fix
 

@@ -14,11 +14,11 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import quote
 
 import pytest
-from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, Destination, InboundEvent
 from destinations.services import delivery
 from destinations.talon_one import RESPONSE_BODY_LIMIT
+from tests.conftest import pending_profile_update
 from tests.local_server import local_server
 from tests.security.conftest import API_KEY, SECRET
 
@@ -68,23 +68,6 @@ SHAPES: dict[str, tuple[int, Callable[[str], str]]] = {
 }
 
 
-def pending_event(destination: Destination, user_id: str) -> InboundEvent:
-    now = timezone.now()
-    return InboundEvent.objects.create(
-        destination=destination,
-        message_id=f"m-{user_id}",
-        type="identify",
-        kind=InboundEvent.Kind.PROFILE,
-        user_id=user_id,
-        payload={},
-        timestamp=now,
-        attributes={"plan": "gold"},
-        status=InboundEvent.Status.PENDING,
-        queued_at=now,
-        next_attempt_at=now,
-    )
-
-
 def assert_no_key(text: str, key: str, where: str) -> None:
     for form in (key, json.dumps(key)[1:-1], quote(key, safe=""), key[:12], key[-12:]):
         assert form not in text, f"the key ({form!r}) found in {where}"
@@ -99,7 +82,7 @@ def test_an_echoed_key_is_stored_and_shown_nowhere(shape, key, no_broker, login,
             name="Acme", slug="acme", base_url=base_url, api_key=key, shared_secret=SECRET
         )
         for user_id in ("u1", "u2"):  # two: a bulk 400 is split by profile
-            pending_event(destination, user_id)
+            pending_profile_update(destination, user_id, message_id=f"m-{user_id}")
 
         delivery.flush(destination.pk)
 
@@ -128,7 +111,7 @@ def test_a_huge_answer_is_stored_cut_to_the_bound(no_broker):
         destination = Destination.objects.create(
             name="Acme", slug="acme", base_url=base_url, api_key=API_KEY, shared_secret=SECRET
         )
-        pending_event(destination, "u1")
+        pending_profile_update(destination, "u1", message_id="m-u1")
 
         delivery.flush(destination.pk)
 

@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
 from django.test import override_settings
-from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, Destination, InboundEvent, validate_base_url
 from destinations.services import delivery
 from destinations.talon_one import Outcome, TalonOneClient
+from tests.conftest import pending_profile_update
 from tests.local_server import Handler, local_server
 
 
@@ -108,20 +108,7 @@ def test_a_redirect_fails_the_delivery_for_good(no_broker):
         destination = Destination.objects.create(
             name="Acme", slug="acme", base_url=base_url, api_key="key", shared_secret="s"
         )
-        now = timezone.now()
-        InboundEvent.objects.create(
-            destination=destination,
-            message_id="m-1",
-            type="identify",
-            kind=InboundEvent.Kind.PROFILE,
-            user_id="u1",
-            payload={},
-            timestamp=now,
-            attributes={"plan": "gold"},
-            status=InboundEvent.Status.PENDING,
-            queued_at=now,
-            next_attempt_at=now,
-        )
+        pending_profile_update(destination)
 
         delivery.flush(destination.pk)
 
