@@ -57,6 +57,16 @@ def backoff(attempt: int, retry_after: float | None = None) -> timedelta:
     return timedelta(seconds=max(seconds, retry_after or 0))
 
 
+def group_by(
+    events: Iterable[InboundEvent], key: Callable[[InboundEvent], str]
+) -> dict[str, list[InboundEvent]]:
+    """Events by key (a profile, an audience), each group in the claimed order."""
+    groups: dict[str, list[InboundEvent]] = {}
+    for event in events:
+        groups.setdefault(key(event), []).append(event)
+    return groups
+
+
 def gave_up() -> str:
     return f"gave up after {settings.DELIVERY_MAX_AGE} of retries"
 

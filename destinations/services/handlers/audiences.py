@@ -6,7 +6,6 @@ one already delivered."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from django.db import transaction
@@ -37,7 +36,7 @@ class AudienceMemberships:
 
     def deliver(self, sender: Sender, events: list[InboundEvent]) -> None:
         ready = []
-        for key, group in _by(events, lambda e: e.call["key"]).items():
+        for key, group in outbox.group_by(events, lambda e: e.call["key"]).items():
             audience = self._audience(sender, key, group)
             if audience is not None:
                 ready.extend((event, audience) for event in group)
@@ -177,12 +176,3 @@ def _record(
         integration_id=next(iter(profiles)) if len(profiles) == 1 else "",
         profiles=len(profiles),
     )
-
-
-def _by(
-    events: list[InboundEvent], key: Callable[[InboundEvent], str]
-) -> dict[str, list[InboundEvent]]:
-    groups: dict[str, list[InboundEvent]] = {}
-    for event in events:
-        groups.setdefault(key(event), []).append(event)
-    return groups

@@ -34,10 +34,7 @@ class Deletions:
     kind = InboundEvent.Kind.DELETION
 
     def deliver(self, sender: Sender, events: list[InboundEvent]) -> None:
-        by_profile: dict[str, list[InboundEvent]] = {}
-        for event in events:
-            by_profile.setdefault(event.user_id, []).append(event)
-        for integration_id, group in by_profile.items():
+        for integration_id, group in outbox.group_by(events, lambda e: e.user_id).items():
             result = sender.send(
                 group, lambda client, i=integration_id: client.delete_customer_data(i)
             )

@@ -22,9 +22,8 @@ class TrackEvents:
     kind = InboundEvent.Kind.EVENT
 
     def deliver(self, sender: Sender, events: list[InboundEvent]) -> None:
-        by_profile: dict[str, list[InboundEvent]] = {}
-        for event in events:  # claimed in Segment-timestamp order
-            by_profile.setdefault(event.user_id, []).append(event)
+        # Claimed in Segment-timestamp order, which each profile's group keeps.
+        by_profile = outbox.group_by(events, lambda e: e.user_id)
         for integration_id, profile_events in by_profile.items():
             for index, event in enumerate(profile_events):
                 result = sender.send(
