@@ -1,18 +1,14 @@
+"""The destination page: connection, secrets and the attribute rows."""
+
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.models import LogEntry
-from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Count, Q, QuerySet
-from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -22,22 +18,22 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.debug import sensitive_post_parameters
 
+from destinations.admin.common import (
+    REFUSED_TITLE,
+    RoleAwareAdmin,
+    manages_connection,
+    refused_table,
+)
 from destinations.fields import validate_secret
 from destinations.models import (
     AttributeMapping,
-    DeliveryAttempt,
     Destination,
-    EventMapping,
-    EventProperty,
     InboundEvent,
-    RefusedAttribute,
-    TalonAudience,
 )
 from destinations.selectors import recently_refused
-from destinations.services import delivery, refusals, secrets, tracking
+from destinations.services import refusals, secrets, tracking
 
 WRITE_ONLY_HELP = "Write-only: the stored value is never shown. Leave empty to keep it."
-MANAGE_CONNECTION = "destinations.manage_connection"
 UNSIGNED_WARNING = (
     "This destination accepts unsigned events: anyone who knows its ingest URL can "
     "change customer profiles. Set a shared secret."
@@ -50,68 +46,6 @@ KEEP_PREVIOUS_CHOICES = [
     (72, "3 days"),
     (168, "7 days"),
 ]
-
-
-REFUSED_TITLE = "Attributes Talon.One refused"
-REFUSED_HELP = (
-    "Talon.One refused these attributes in updates (most often: not created yet in its "
-    "Campaign Manager, entity Customer profile, or created with another type). Everything "
-    "else in those updates was delivered. Create them in Talon.One, or remove their rows; "
-    "they are tried again within the hour, at once when the rows change or on redelivery."
-)
-
-
-def refused_table(
-    rows: Iterable[RefusedAttribute], *, with_destination: bool = False
-) -> SafeString:
-    """The refused attributes as a table a marketer can act on."""
-    header = format_html_join("", "<th>{}</th>", ((h,) for h in _refused_headers(with_destination)))
-    body = format_html_join(
-        "",
-        "<tr>{}</tr>",
-        ((_refused_cells(row, with_destination),) for row in rows),
-    )
-    if not body:
-        return format_html("<p>{}</p>", "None in the last 7 days.")
-    return format_html(
-        '<p class="help">{}</p><table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
-        REFUSED_HELP,
-        header,
-        body,
-    )
-
-
-def _refused_headers(with_destination: bool) -> list[str]:
-    headers = ["attribute", "events", "last seen", "example value", "Talon.One answered"]
-    return ["destination", *headers] if with_destination else headers
-
-
-def _refused_cells(row: RefusedAttribute, with_destination: bool) -> SafeString:
-    example = json.dumps(row.example_value, ensure_ascii=False)
-    if row.example_event_id:
-        url = reverse("admin:destinations_inboundevent_change", args=[row.example_event_id])
-        example_cell = format_html('<a href="{}">{}</a>', url, _cut(example, 80))
-    else:
-        example_cell = format_html("{}", _cut(example, 80))
-    cells = [
-        format_html("<strong>{}</strong>", row.name),
-        format_html("{}", row.event_count),
-        format_html("{}", date_format(timezone.localtime(row.last_seen_at), "DATETIME_FORMAT")),
-        example_cell,
-        format_html("{}", _cut(row.message, 200)),
-    ]
-    if with_destination:
-        cells.insert(0, format_html("{}", row.destination.slug))
-    return format_html_join("", "<td>{}</td>", ((cell,) for cell in cells))
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def manages_connection(request: HttpRequest) -> bool:
-    """Operators see and change base URLs, keys and secrets; marketers do not."""
-    return request.user.has_perm(MANAGE_CONNECTION)
 
 
 def _write_only(label: str, help_text: str = WRITE_ONLY_HELP) -> forms.CharField:
@@ -230,56 +164,11 @@ class AttributeMappingFormSet(forms.BaseInlineFormSet):
             seen.setdefault(name.lower(), name)
 
 
-class EventPropertyInline(admin.TabularInline):
-    model = EventProperty
-    extra = 1
-    fields = ["name", "type"]
-
-
 class AttributeMappingInline(admin.TabularInline):
     model = AttributeMapping
     formset = AttributeMappingFormSet
     extra = 1
     fields = ["name", "type"]
-
-
-class RoleAwareAdmin(admin.ModelAdmin):
-    """Marketers filter and search only on fields they see: a querystring lookup
-    on any other (?base_url__startswith=...) would answer yes or no about it."""
-
-    hidden_from_marketers: frozenset[str] = frozenset()
-
-    def marketer_fields(self, request: HttpRequest) -> set[str]:
-        return set(flatten_fieldsets(self.get_fieldsets(request))) - self.hidden_from_marketers
-
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
-        field = lookup.split(LOOKUP_SEP, 1)[0]
-        if not manages_connection(request) and field not in self.marketer_fields(request):
-            return False
-        return super().lookup_allowed(lookup, value, request)
-
-    def get_search_fields(self, request: HttpRequest) -> Sequence[str]:
-        fields = super().get_search_fields(request)
-        if manages_connection(request):
-            return fields
-        visible = self.marketer_fields(request)
-        return [f for f in fields if f.lstrip("^=@").split(LOOKUP_SEP, 1)[0] in visible]
-
-    def get_list_filter(self, request: HttpRequest) -> Sequence[Any]:
-        filters = super().get_list_filter(request)
-        if manages_connection(request):
-            return filters
-        visible = self.marketer_fields(request)
-        return [f for f in filters if _filter_field(f).split(LOOKUP_SEP, 1)[0] in visible]
-
-
-def _filter_field(item: Any) -> str:
-    """The field a list_filter entry filters on."""
-    if isinstance(item, str):
-        return item
-    if isinstance(item, (list, tuple)):
-        return item[0]
-    return item.parameter_name
 
 
 @admin.register(Destination)
@@ -543,293 +432,3 @@ class DestinationAdmin(RoleAwareAdmin):
         if secrets.accepts_unsigned(obj):
             return format_html('<strong class="errornote">⚠ {}</strong>', "UNSIGNED")
         return "signed" if obj.shared_secret else "refuses all"
-
-
-class ReadOnlyAdmin(RoleAwareAdmin):
-    """The audit log is read-only for everyone."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-def _pretty(value: Any) -> SafeString:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
-
-
-@admin.register(InboundEvent)
-class InboundEventAdmin(ReadOnlyAdmin):
-    # The reason next to the status: in the failed list it is what an operator reads.
-    list_display = [
-        "received_at",
-        "user_id",
-        "type",
-        "status",
-        "reason_short",
-        "attempts",
-        "destination_slug",
-    ]
-    list_filter = ["status", "type", "destination"]
-    search_fields = ["user_id", "message_id"]
-    date_hierarchy = "received_at"
-    actions = ["redeliver"]
-    list_select_related = ["destination"]
-    fields = [
-        "destination",
-        "message_id",
-        "type",
-        "user_id",
-        "timestamp",
-        "received_at",
-        "request_id",
-        "status",
-        "reason",
-        "attempts",
-        "queued_at",
-        "next_attempt_at",
-        "delivered_at",
-        "attributes_pretty",
-        "notes_pretty",
-        "payload_pretty",
-        "attempt_links",
-    ]
-    readonly_fields = fields
-
-    @admin.display(description="reason")
-    def reason_short(self, obj: InboundEvent) -> str:
-        return obj.reason[:200]
-
-    @admin.display(description="destination", ordering="destination__slug")
-    def destination_slug(self, obj: InboundEvent) -> str:
-        return obj.destination.slug
-
-    @admin.display(description="attributes sent")
-    def attributes_pretty(self, obj: InboundEvent) -> SafeString:
-        return _pretty(obj.attributes)
-
-    @admin.display(description="mapping notes")
-    def notes_pretty(self, obj: InboundEvent) -> SafeString:
-        return _pretty(obj.notes)
-
-    @admin.display(description="event as received")
-    def payload_pretty(self, obj: InboundEvent) -> SafeString:
-        return _pretty(obj.payload)
-
-    @admin.display(description="delivery attempts")
-    def attempt_links(self, obj: InboundEvent) -> SafeString | str:
-        if not obj.attempts:
-            return "none yet"
-        url = reverse("admin:destinations_deliveryattempt_changelist")
-        return format_html('<a href="{}?events__id__exact={}">see attempts</a>', url, obj.pk)
-
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
-        # The link from an attempt to its source events.
-        return lookup == "delivery_attempts__id__exact" or super().lookup_allowed(
-            lookup, value, request
-        )
-
-    def has_redeliver_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("destinations.redeliver_inboundevent")
-
-    @admin.action(description="Redeliver selected events", permissions=["redeliver"])
-    def redeliver(self, request: HttpRequest, queryset: QuerySet[InboundEvent]) -> None:
-        count = delivery.redeliver(queryset)
-        self.message_user(request, f"{count} event(s) queued for redelivery.", messages.SUCCESS)
-
-
-@admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(ReadOnlyAdmin):
-    """The request URL holds the destination's base URL: only operators see it whole."""
-
-    list_display = [
-        "created_at",
-        "profiles",
-        "response_status",
-        "outcome",
-        "error_short",
-        "duration_ms",
-        "attempt_number",
-        "destination_slug",
-    ]
-    list_filter = ["outcome", "response_status", "destination"]
-    search_fields = ["integration_id"]
-    hidden_from_marketers = frozenset({"url"})  # they see its path only
-    date_hierarchy = "created_at"
-    list_select_related = ["destination"]
-    fields = [
-        "created_at",
-        "destination",
-        "integration_id",
-        "profile_count",
-        "method",
-        "url",
-        "attempt_number",
-        "outcome",
-        "response_status",
-        "duration_ms",
-        "error",
-        "request_pretty",
-        "response_body",
-        "task_id",
-        "event_links",
-    ]
-    readonly_fields = fields
-
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> DeliveryAttempt | None:
-        attempt = super().get_object(request, object_id, from_field)
-        if attempt is not None and not manages_connection(request):
-            # Never saved: the audit log is read-only.
-            attempt.url = _path_only(attempt.url)
-        return attempt
-
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
-        # The link from an event to its attempts.
-        return lookup == "events__id__exact" or super().lookup_allowed(lookup, value, request)
-
-    @admin.display(description="error")
-    def error_short(self, obj: DeliveryAttempt) -> str:
-        return obj.error[:120]
-
-    @admin.display(description="destination", ordering="destination__slug")
-    def destination_slug(self, obj: DeliveryAttempt) -> str:
-        return obj.destination.slug
-
-    @admin.display(description="profile(s)")
-    def profiles(self, obj: DeliveryAttempt) -> str:
-        return obj.integration_id or f"{obj.profile_count} profiles (bulk)"
-
-    @admin.display(description="request body")
-    def request_pretty(self, obj: DeliveryAttempt) -> SafeString:
-        return _pretty(obj.request_body)
-
-    @admin.display(description="source events")
-    def event_links(self, obj: DeliveryAttempt) -> SafeString:
-        url = reverse("admin:destinations_inboundevent_changelist")
-        return format_html(
-            '<a href="{}?delivery_attempts__id__exact={}">see events</a>', url, obj.pk
-        )
-
-
-def _path_only(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-@admin.register(LogEntry)
-class LogEntryAdmin(ReadOnlyAdmin):
-    """Who changed what in the admin, and when (destinations and their attribute
-    rows included): Django records it, this makes it visible."""
-
-    list_display = ["action_time", "user", "content_type", "object_repr", "action_flag", "change"]
-    list_filter = ["action_flag", "content_type", ("user", admin.RelatedOnlyFieldListFilter)]
-    search_fields = ["object_repr", "change_message"]
-    date_hierarchy = "action_time"
-    list_select_related = ["user", "content_type"]
-    fields = [
-        "action_time",
-        "user",
-        "content_type",
-        "object_id",
-        "object_repr",
-        "action_flag",
-        "change",
-    ]
-    readonly_fields = fields
-
-    @admin.display(description="change")
-    def change(self, obj: LogEntry) -> str:
-        return obj.get_change_message()
-
-
-@admin.register(RefusedAttribute)
-class RefusedAttributeAdmin(ReadOnlyAdmin):
-    """What Talon.One refused, across destinations: a marketer's to-do list."""
-
-    list_display = [
-        "name",
-        "destination_slug",
-        "event_count",
-        "last_seen_at",
-        "example",
-        "message_short",
-        "retry_at",
-    ]
-    list_filter = ["destination"]
-    search_fields = ["name"]
-    list_select_related = ["destination"]
-    actions = ["retry_now"]
-    fields = [
-        "destination",
-        "name",
-        "event_count",
-        "first_seen_at",
-        "last_seen_at",
-        "example",
-        "example_event",
-        "message",
-        "retry_at",
-    ]
-    readonly_fields = fields
-
-    @admin.action(description="Ask Talon.One again with the next updates")
-    def retry_now(self, request: HttpRequest, queryset: QuerySet[RefusedAttribute]) -> None:
-        queryset.update(retry_at=timezone.now())
-        self.message_user(request, "They are sent again with the next updates.")
-
-    @admin.display(description="destination", ordering="destination__slug")
-    def destination_slug(self, obj: RefusedAttribute) -> str:
-        return obj.destination.slug
-
-    @admin.display(description="example value")
-    def example(self, obj: RefusedAttribute) -> str:
-        return _cut(json.dumps(obj.example_value, ensure_ascii=False), 80)
-
-    @admin.display(description="Talon.One answered")
-    def message_short(self, obj: RefusedAttribute) -> str:
-        return _cut(obj.message, 120)
-
-
-@admin.register(EventMapping)
-class EventMappingAdmin(RoleAwareAdmin):
-    """A Segment track event forwarded as a Talon.One custom event, and the
-    properties sent as its attributes (marketers edit these like attribute rows)."""
-
-    inlines = [EventPropertyInline]
-    list_display = ["segment_event", "talon_event_type", "destination"]
-    list_filter = ["destination"]
-    search_fields = ["segment_event", "talon_event_type"]
-    fields = ["destination", "segment_event", "talon_event_type"]
-
-
-@admin.register(TalonAudience)
-class TalonAudienceAdmin(RoleAwareAdmin):
-    """Engage audiences created as Talon.One audiences. Operators may set the
-    Talon.One id of one created elsewhere (Talon.One then answers 409)."""
-
-    list_display = ["key", "destination", "talon_id", "members_added", "members_removed"]
-    list_filter = ["destination"]
-    search_fields = ["key"]
-    fields = [
-        "destination",
-        "key",
-        "computation_id",
-        "talon_id",
-        "members_added",
-        "members_removed",
-        "created_at",
-    ]
-    readonly_fields = [f for f in fields if f != "talon_id"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-
-# The admin index lists what Talon.One refused, where a marketer looks first.
-admin.site.index_template = "destinations/admin_index.html"

@@ -1,0 +1,141 @@
+"""What every admin page of the app shares: roles, read-only audit pages, tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+from django.db.models.constants import LOOKUP_SEP
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from destinations.models import (
+    RefusedAttribute,
+)
+
+MANAGE_CONNECTION = "destinations.manage_connection"
+
+
+REFUSED_TITLE = "Attributes Talon.One refused"
+REFUSED_HELP = (
+    "Talon.One refused these attributes in updates (most often: not created yet in its "
+    "Campaign Manager, entity Customer profile, or created with another type). Everything "
+    "else in those updates was delivered. Create them in Talon.One, or remove their rows; "
+    "they are tried again within the hour, at once when the rows change or on redelivery."
+)
+
+
+def refused_table(
+    rows: Iterable[RefusedAttribute], *, with_destination: bool = False
+) -> SafeString:
+    """The refused attributes as a table a marketer can act on."""
+    header = format_html_join("", "<th>{}</th>", ((h,) for h in _refused_headers(with_destination)))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        ((_refused_cells(row, with_destination),) for row in rows),
+    )
+    if not body:
+        return format_html("<p>{}</p>", "None in the last 7 days.")
+    return format_html(
+        '<p class="help">{}</p><table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+        REFUSED_HELP,
+        header,
+        body,
+    )
+
+
+def _refused_headers(with_destination: bool) -> list[str]:
+    headers = ["attribute", "events", "last seen", "example value", "Talon.One answered"]
+    return ["destination", *headers] if with_destination else headers
+
+
+def _refused_cells(row: RefusedAttribute, with_destination: bool) -> SafeString:
+    example = json.dumps(row.example_value, ensure_ascii=False)
+    if row.example_event_id:
+        url = reverse("admin:destinations_inboundevent_change", args=[row.example_event_id])
+        example_cell = format_html('<a href="{}">{}</a>', url, cut(example, 80))
+    else:
+        example_cell = format_html("{}", cut(example, 80))
+    cells = [
+        format_html("<strong>{}</strong>", row.name),
+        format_html("{}", row.event_count),
+        format_html("{}", date_format(timezone.localtime(row.last_seen_at), "DATETIME_FORMAT")),
+        example_cell,
+        format_html("{}", cut(row.message, 200)),
+    ]
+    if with_destination:
+        cells.insert(0, format_html("{}", row.destination.slug))
+    return format_html_join("", "<td>{}</td>", ((cell,) for cell in cells))
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def manages_connection(request: HttpRequest) -> bool:
+    """Operators see and change base URLs, keys and secrets; marketers do not."""
+    return request.user.has_perm(MANAGE_CONNECTION)
+
+
+class RoleAwareAdmin(admin.ModelAdmin):
+    """Marketers filter and search only on fields they see: a querystring lookup
+    on any other (?base_url__startswith=...) would answer yes or no about it."""
+
+    hidden_from_marketers: frozenset[str] = frozenset()
+
+    def marketer_fields(self, request: HttpRequest) -> set[str]:
+        return set(flatten_fieldsets(self.get_fieldsets(request))) - self.hidden_from_marketers
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        field = lookup.split(LOOKUP_SEP, 1)[0]
+        if not manages_connection(request) and field not in self.marketer_fields(request):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def get_search_fields(self, request: HttpRequest) -> Sequence[str]:
+        fields = super().get_search_fields(request)
+        if manages_connection(request):
+            return fields
+        visible = self.marketer_fields(request)
+        return [f for f in fields if f.lstrip("^=@").split(LOOKUP_SEP, 1)[0] in visible]
+
+    def get_list_filter(self, request: HttpRequest) -> Sequence[Any]:
+        filters = super().get_list_filter(request)
+        if manages_connection(request):
+            return filters
+        visible = self.marketer_fields(request)
+        return [f for f in filters if _filter_field(f).split(LOOKUP_SEP, 1)[0] in visible]
+
+
+def _filter_field(item: Any) -> str:
+    """The field a list_filter entry filters on."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, (list, tuple)):
+        return item[0]
+    return item.parameter_name
+
+
+class ReadOnlyAdmin(RoleAwareAdmin):
+    """The audit log is read-only for everyone."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def pretty(value: Any) -> SafeString:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
