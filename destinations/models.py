@@ -36,6 +36,19 @@ class Destination(models.Model):
         help_text="The deployment root, e.g. https://mycompany.europe-west1.talon.one.",
     )
     api_key = EncryptedTextField("Integration API key", validators=[validate_secret])
+    management_api_key = EncryptedTextField(
+        "Management API key",
+        blank=True,
+        validators=[validate_secret],
+        help_text="Optional, read-only use: lets this service read Talon.One's attribute "
+        "catalog (GET /v1/attributes) to check the attribute rows.",
+    )
+    catalog_fetched_at = models.DateTimeField(
+        "attribute catalog read at", null=True, blank=True, editable=False
+    )
+    catalog_error = models.TextField(
+        blank=True, editable=False, help_text="Why the last catalog read failed, if it did."
+    )
     shared_secret = EncryptedTextField(
         "Segment shared secret",
         blank=True,
@@ -430,3 +443,25 @@ class RefusedAttribute(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TalonAttribute(models.Model):
+    """A customer-profile attribute as Talon.One's catalog defines it, read with
+    the Management API key: what attribute rows are checked against."""
+
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="talon_attributes"
+    )
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=20)
+    title = models.CharField(max_length=255, blank=True)
+    talon_id = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "name"], name="unique_talon_attribute")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
