@@ -262,6 +262,11 @@ class TalonOneClient:
         Application of the key's environment."""
         return self._send("DELETE", f"/v1/customer_data/{quote(integration_id, safe='')}", None)
 
+    def authping(self) -> Result:
+        """GET /v2/authping: 204 for a valid key, 401 otherwise. Not in the OpenAPI
+        document; Segment's own Talon.One destination tests its connection with it."""
+        return self._send("GET", "/v2/authping", None)
+
     def _send(self, method: str, path: str, body: dict[str, Any] | None) -> Result:
         url = self.base_url + path
         shown = body if body is not None else {}
