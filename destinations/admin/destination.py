@@ -24,6 +24,7 @@ from destinations.admin.common import (
     manages_connection,
     refused_table,
 )
+from destinations.admin.connection import ConnectionTestMixin
 from destinations.fields import validate_secret
 from destinations.models import (
     AttributeMapping,
@@ -172,7 +173,7 @@ class AttributeMappingInline(admin.TabularInline):
 
 
 @admin.register(Destination)
-class DestinationAdmin(RoleAwareAdmin):
+class DestinationAdmin(ConnectionTestMixin, RoleAwareAdmin):
     form = DestinationForm
     inlines = [AttributeMappingInline]
     list_display = [
