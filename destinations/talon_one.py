@@ -222,10 +222,18 @@ class TalonOneClient:
         self._session = session or guarded_session()
 
     def update_profile(
-        self, integration_id: str, attributes: dict[str, Any], run_rule_engine: bool
+        self,
+        integration_id: str,
+        attributes: dict[str, Any],
+        run_rule_engine: bool,
+        dry: bool = False,
     ) -> Result:
+        """PUT /v2/customer_profiles/{integrationId}; dry (only with the rule engine,
+        says Talon.One) validates and answers without storing anything."""
         path = f"/v2/customer_profiles/{quote(integration_id, safe='')}"
         query = f"?runRuleEngine={'true' if run_rule_engine else 'false'}"
+        if dry:
+            query += "&dry=true"
         return self._send("PUT", path + query, {"attributes": attributes})
 
     def update_profiles(self, profiles: dict[str, dict[str, Any]]) -> Result:

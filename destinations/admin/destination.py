@@ -25,6 +25,8 @@ from destinations.admin.common import (
     refused_table,
 )
 from destinations.admin.connection import ConnectionTestMixin
+from destinations.admin.customers import CustomerMixin
+from destinations.admin.preview import PreviewMixin
 from destinations.fields import validate_secret
 from destinations.models import (
     AttributeMapping,
@@ -173,7 +175,7 @@ class AttributeMappingInline(admin.TabularInline):
 
 
 @admin.register(Destination)
-class DestinationAdmin(ConnectionTestMixin, RoleAwareAdmin):
+class DestinationAdmin(PreviewMixin, CustomerMixin, ConnectionTestMixin, RoleAwareAdmin):
     form = DestinationForm
     inlines = [AttributeMappingInline]
     list_display = [

@@ -6,6 +6,7 @@ import requests
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from destinations.models import Destination
 from destinations.services.destinations import upsert_destination
 from destinations.services.ingest import segment_signature
 
@@ -20,6 +21,7 @@ DEMO_ATTRIBUTES = [
 ]
 DEMO_SECRET = "demo-shared-secret"  # noqa: S105 (the local demo's, printed on purpose)
 DEMO_API_KEY = "sandbox-api-key"
+DEMO_SLUG = "demo"
 
 
 class Command(BaseCommand):
@@ -46,13 +48,16 @@ class Command(BaseCommand):
             user_model.objects.create_superuser(
                 "admin", "admin@example.com", options["admin_password"]
             )
+        # The demo rows only for a new destination: make run runs this every time,
+        # and the rows a marketer edited since are theirs.
+        exists = Destination.objects.filter(slug=DEMO_SLUG).exists()
         destination, _ = upsert_destination(
-            slug="demo",
+            slug=DEMO_SLUG,
             name="Demo (local Talon.One sandbox)",
             base_url=options["sandbox_url"],
             api_key=DEMO_API_KEY,
             shared_secret=DEMO_SECRET,
-            attributes=DEMO_ATTRIBUTES,
+            attributes=None if exists else DEMO_ATTRIBUTES,
         )
         web = options["web_url"]
         ingest_url = f"{web}/api/v1/segment/{destination.slug}/"

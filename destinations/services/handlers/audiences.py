@@ -53,7 +53,7 @@ class AudienceMemberships:
         )
         if audience.talon_id is not None:
             return audience
-        integration_id = audience.computation_id or key
+        integration_id = creation_id(audience)
         result = sender.send(events, lambda client: client.create_audience(key, integration_id))
         talon_id = result.data.get("id") if isinstance(result.data, dict) else None
         if result.outcome is Answer.SUCCESS and type(talon_id) is int:
@@ -147,11 +147,21 @@ class _Change:
         return bool(self.newest.call["member"])
 
     def body(self) -> dict[str, object]:
-        return {
-            "action": "add" if self.member else "delete",
-            "profileIntegrationId": self.newest.user_id,
-            "audienceId": self.audience.talon_id,
-        }
+        return change_body(self.audience, self.newest)
+
+
+def creation_id(audience: TalonAudience) -> str:
+    """The integrationId an audience is created with in Talon.One."""
+    return audience.computation_id or audience.key
+
+
+def change_body(audience: TalonAudience, event: InboundEvent) -> dict[str, object]:
+    """One membership change of a POST /v2/customer_audiences (also shown by the preview)."""
+    return {
+        "action": "add" if event.call["member"] else "delete",
+        "profileIntegrationId": event.user_id,
+        "audienceId": audience.talon_id,
+    }
 
 
 def _timestamps(group: list[_Change]) -> dict[str, dict[str, datetime]]:

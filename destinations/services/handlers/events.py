@@ -14,6 +14,7 @@ from destinations.models import InboundEvent
 from destinations.services import outbox
 from destinations.services.outbox import Outcome, Sender, Status
 from destinations.talon_one import Outcome as Answer
+from destinations.talon_one import Result, TalonOneClient
 
 WAITING = "waiting: an earlier event of this profile is retried first"
 
@@ -26,12 +27,7 @@ class TrackEvents:
         by_profile = outbox.group_by(events, lambda e: e.user_id)
         for integration_id, profile_events in by_profile.items():
             for index, event in enumerate(profile_events):
-                result = sender.send(
-                    [event],
-                    lambda client, event=event: client.track_event(
-                        event.user_id, event.call["type"], event.attributes
-                    ),
-                )
+                result = sender.send([event], lambda client, event=event: track(client, event))
                 later = profile_events[index + 1 :]
                 if result.outcome is Answer.SUCCESS:
                     sender.record([event], result, Outcome.SUCCESS, integration_id=integration_id)
@@ -46,6 +42,11 @@ class TrackEvents:
                 outcome = sender.retry_later([event], result, later, WAITING)
                 sender.record([event], result, outcome, integration_id=integration_id)
                 break
+
+
+def track(client: TalonOneClient, event: InboundEvent) -> Result:
+    """The custom event a row becomes (also what the mapping preview shows)."""
+    return client.track_event(event.user_id, event.call["type"], event.attributes)
 
 
 def _start_count_again(events: list[InboundEvent]) -> None:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from destinations.models import Destination, InboundEvent
 from destinations.services import outbox, refusals
 from destinations.services.outbox import Outcome, Sender, Status
-from destinations.talon_one import BULK_LIMIT, Result
+from destinations.talon_one import BULK_LIMIT, Result, TalonOneClient
 from destinations.talon_one import Outcome as Answer
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,17 @@ def coalesce(events: list[InboundEvent], delivered: dict[str, dict[str, str]]) -
     return list(entries.values())
 
 
+def update(
+    client: TalonOneClient, profiles: dict[str, dict[str, Any]], run_rule_engine: bool
+) -> Result:
+    """The request profiles' updates make: one profile a request with the rule
+    engine, in bulk without. The mapping preview shows it with a client that sends nothing."""
+    if run_rule_engine:
+        ((integration_id, attributes),) = profiles.items()
+        return client.update_profile(integration_id, attributes, run_rule_engine=True)
+    return client.update_profiles(profiles)
+
+
 class _Run:
     """One flush's profile updates for a destination."""
 
@@ -111,16 +122,10 @@ class _Run:
             self._settle(group, result)
 
     def _update(self, entries: list[Entry], profiles: dict[str, dict[str, Any]]) -> Result:
-        events = _events(entries)
-        if self.destination.run_rule_engine:
-            ((integration_id, attributes),) = profiles.items()
-            return self.sender.send(
-                events,
-                lambda client: client.update_profile(
-                    integration_id, attributes, run_rule_engine=True
-                ),
-            )
-        return self.sender.send(events, lambda client: client.update_profiles(profiles))
+        run_rule_engine = self.destination.run_rule_engine
+        return self.sender.send(
+            _events(entries), lambda client: update(client, profiles, run_rule_engine)
+        )
 
     def _leave_out_refused(self, group: list[Entry]) -> list[Entry]:
         """Leaves out the attributes Talon.One refused recently; a profile left
