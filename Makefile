@@ -7,7 +7,7 @@ SANDBOX_PORT ?= 8010
 HOST ?= 127.0.0.1
 export WEB_PORT SANDBOX_PORT HOST
 
-.PHONY: install system-packages run test mutation lint format check-deploy bench clean
+.PHONY: install system-packages run test screenshots mutation lint format check-deploy bench clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# nginx, redis-server, docker-compose and wget for the end-to-end tests (apt, as root).
+# nginx, redis-server, docker-compose and wget for the end-to-end tests, chromium
+# for the browser tests (apt, as root).
 system-packages:
 	@bin/install-system-packages
 
@@ -34,6 +35,10 @@ run: install
 # `pytest --randomly-seed=N`), with coverage and its floor ([tool.coverage] in pyproject.toml).
 test: install system-packages lint
 	$(BIN)/pytest --cov
+
+# The README's screenshots (docs/screenshots/), taken by the browser tests.
+screenshots: install system-packages
+	SCREENSHOTS=1 $(BIN)/pytest tests/browser --no-cov -p no:randomly
 
 # Mutation testing of the core ([tool.mutmut] in pyproject.toml), without the
 # end-to-end tests; too slow for every run. Survivors that are equivalent are

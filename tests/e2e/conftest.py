@@ -88,9 +88,8 @@ class Process:
         return self.log_path.read_text(errors="replace")[-5000:]
 
 
-@pytest.fixture
-def process_env(transactional_db: None) -> dict[str, str]:
-    """The environment of every child process; a test may change it before starting one."""
+def child_env() -> dict[str, str]:
+    """The environment of every child process, on the test database."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -104,6 +103,12 @@ def process_env(transactional_db: None) -> dict[str, str]:
         "DELIVERY_LEASE_MARGIN_SECONDS": "2",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+@pytest.fixture
+def process_env(transactional_db: None) -> dict[str, str]:
+    """A test may change it before starting a process."""
+    return child_env()
 
 
 @pytest.fixture
@@ -206,6 +211,11 @@ def sandbox_process(
     processes: list[Process], process_env: dict[str, str], tmp_path: Path
 ) -> Process:
     """Not started: the test decides when Talon.One is up."""
+    return new_sandbox_process(processes, process_env, tmp_path)
+
+
+def new_sandbox_process(processes: list[Process], env: dict[str, str], log_dir: Path) -> Process:
+    """The sandbox on a port of its own with the test API key and catalogue, not started."""
     port = free_port()
     args = [
         sys.executable,
@@ -218,7 +228,7 @@ def sandbox_process(
     ]
     for name, type_ in CATALOGUE.items():
         args += ["--attribute", f"{name}:{type_}"]
-    process = Process("sandbox", args, tmp_path, process_env)
+    process = Process("sandbox", args, log_dir, env)
     process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     processes.append(process)
     return process
