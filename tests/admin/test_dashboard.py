@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from destinations.admin.dashboard import dashboard
+from destinations.admin.dashboard import _duration, dashboard
 from destinations.models import Destination, InboundEvent
 from destinations.selectors.dashboard import activity
 
@@ -101,3 +101,17 @@ def test_bars_are_scaled_to_the_busiest_bucket(destinations):
 
 def test_no_destinations_no_charts(db):
     assert dashboard(activity(NOW)) == "<p>No destinations yet.</p>"
+
+
+@pytest.mark.parametrize(
+    ("age", "shown"),
+    [
+        (timedelta(seconds=-3), "0 s"),
+        (timedelta(seconds=119), "119 s"),
+        (timedelta(minutes=119), "119 min"),
+        (timedelta(hours=47, minutes=59), "47 h 59 min"),
+        (timedelta(days=3, hours=4), "3 days 4 h"),
+    ],
+)
+def test_ages_read_in_a_unit_that_fits(age, shown):
+    assert _duration(age) == shown

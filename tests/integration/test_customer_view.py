@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from destinations.models import InboundEvent
+from destinations.models import InboundEvent, ProfileState
 from destinations.selectors.customers import customer
 from destinations.services import delivery
 from tests.conftest import identify
@@ -93,3 +93,10 @@ def test_a_value_whose_event_was_purged_shows_only_its_time(
     (email,) = found.attributes
     assert (email.name, email.event, email.value) == ("email", None, None)
     assert email.timestamp == at(0)
+
+
+def test_a_profile_state_without_values_is_not_listed(make_destination):
+    shop = make_destination()
+    ProfileState.objects.create(destination=shop, integration_id="u1", attribute_timestamps={})
+
+    assert customer("u1") == []

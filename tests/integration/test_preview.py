@@ -17,7 +17,7 @@ from destinations.models import (
     TalonAudience,
 )
 from destinations.services import delivery, preview
-from destinations.services.handlers import profiles
+from destinations.services.handlers import audiences, profiles
 from tests.conftest import identify
 
 pytestmark = pytest.mark.django_db
@@ -220,6 +220,21 @@ def test_a_known_audience_exit_is_one_membership_removal(make_destination, sandb
         "data": [{"action": "delete", "profileIntegrationId": "u1", "audienceId": 42}]
     }
     assert remove.note == ""
+
+
+def test_an_audience_change_older_than_the_one_delivered_is_not_sent(make_destination, sandbox):
+    destination = make_destination(engage_audiences="audience")
+    ProfileState.objects.create(
+        destination=destination,
+        integration_id="u1",
+        attribute_timestamps={f"audience:{AUDIENCE}": "2026-02-01T00:00:00+00:00"},
+    )
+
+    (row,) = run(destination, audience_call(False)).rows
+
+    assert row.kind == "audience"
+    assert row.requests == []
+    assert row.reason == audiences.STALE_REASON
 
 
 def test_a_delete_becomes_the_customer_data_deletion(make_destination, sandbox):
