@@ -3,46 +3,139 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+)
+from django.shortcuts import redirect
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from destinations.admin import export
 from destinations.admin.common import (
     ReadOnlyAdmin,
     cut,
     manages_connection,
     pretty,
 )
+from destinations.admin.display import CappedPaginator, notes_table, short, status_badge
 from destinations.models import (
     DeliveryAttempt,
     InboundEvent,
     RefusedAttribute,
 )
+from destinations.selectors import audit
 from destinations.services import delivery
+from destinations.talon_one import read_error
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    """Fixed choices: listing the types stored would scan every row (SELECT DISTINCT)."""
+
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(t, t) for t in audit.EVENT_TYPES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
+class NotesFilter(admin.SimpleListFilter):
+    title = "mapping notes"
+    parameter_name = "mapping_notes"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("dropped", "values dropped (partial)"), ("any", "with notes")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "dropped":
+            return audit.with_dropped_values(queryset)
+        if self.value() == "any":
+            return audit.with_notes(queryset)
+        return queryset
+
+
+class AnswerFilter(admin.SimpleListFilter):
+    """Talon.One's answers by class: fixed choices, no DISTINCT over the statuses."""
+
+    title = "Talon.One answered"
+    parameter_name = "response_status"
+    RANGES = {"2xx": (200, 299), "4xx": (400, 499), "5xx": (500, 599)}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [*((key, key) for key in self.RANGES), ("none", "no answer")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "none":
+            return queryset.filter(response_status__isnull=True)
+        if self.value() in self.RANGES:
+            return queryset.filter(response_status__range=self.RANGES[self.value()])
+        return queryset
+
+
+class AuditChangeList(ChangeList):
+    """Lists read what their columns show; the detail page still reads everything."""
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
+        queryset = super().get_queryset(request, exclude_parameters)
+        return queryset.defer(*self.model_admin.deferred_on_list)
+
+
+class AuditListAdmin(ReadOnlyAdmin):
+    """Large lists: a capped count, no count of the whole table, no date hierarchy."""
+
+    paginator = CappedPaginator
+    show_full_result_count = False
+    deferred_on_list: tuple[str, ...] = ()
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return AuditChangeList
 
 
 @admin.register(InboundEvent)
-class InboundEventAdmin(ReadOnlyAdmin):
-    # The reason next to the status: in the failed list it is what an operator reads.
+class InboundEventAdmin(AuditListAdmin):
+    # Short columns (whole values on hover) so the list fits 1280 px.
     list_display = [
         "received_at",
-        "user_id",
+        "status_shown",
         "type",
-        "status",
+        "user_short",
+        "message_short",
+        "request_short",
         "reason_short",
         "attempts",
         "destination_slug",
     ]
-    list_filter = ["status", "type", "destination"]
+    list_filter = [
+        "status",
+        NotesFilter,
+        EventTypeFilter,
+        "destination",
+        ("received_at", admin.DateFieldListFilter),
+    ]
+    # The search box; get_search_results matches these (and traits.email) exactly.
     search_fields = ["user_id", "message_id"]
-    date_hierarchy = "received_at"
+    search_help_text = "Exact userId, messageId or email (traits.email)."
+    # The index on received_at serves this order; a sort on any other column
+    # would sort every row.
+    sortable_by = ["received_at"]
+    deferred_on_list = ("payload", "attributes", "call")
     actions = ["redeliver"]
     list_select_related = ["destination"]
     fields = [
@@ -60,17 +153,42 @@ class InboundEventAdmin(ReadOnlyAdmin):
         "next_attempt_at",
         "delivered_at",
         "attributes_pretty",
-        "notes_pretty",
+        "mapping_notes",
         "payload_pretty",
         "attempt_links",
     ]
     readonly_fields = fields
 
-    @admin.display(description="reason")
-    def reason_short(self, obj: InboundEvent) -> str:
-        return obj.reason[:200]
+    @admin.display(description="status")
+    def status_shown(self, obj: InboundEvent) -> SafeString:
+        badge = status_badge(obj.status, obj.status)
+        dropped = len(audit.dropped_notes(obj.notes if isinstance(obj.notes, list) else []))
+        if not dropped:
+            return badge
+        return format_html(
+            '{} <span class="audit-dropped-mark" title="{}">dropped {}</span>',
+            badge,
+            "Values Talon.One did not get: see the mapping notes.",
+            dropped,
+        )
 
-    @admin.display(description="destination", ordering="destination__slug")
+    @admin.display(description="userId")
+    def user_short(self, obj: InboundEvent) -> SafeString | str:
+        return short(obj.user_id, 24) or "-"
+
+    @admin.display(description="messageId")
+    def message_short(self, obj: InboundEvent) -> SafeString | str:
+        return short(obj.message_id, 18)
+
+    @admin.display(description="request")
+    def request_short(self, obj: InboundEvent) -> SafeString | str:
+        return short(str(obj.request_id), 8) if obj.request_id else "-"
+
+    @admin.display(description="reason")
+    def reason_short(self, obj: InboundEvent) -> SafeString | str:
+        return short(obj.reason, 60)
+
+    @admin.display(description="destination")
     def destination_slug(self, obj: InboundEvent) -> str:
         return obj.destination.slug
 
@@ -79,8 +197,8 @@ class InboundEventAdmin(ReadOnlyAdmin):
         return pretty(obj.attributes)
 
     @admin.display(description="mapping notes")
-    def notes_pretty(self, obj: InboundEvent) -> SafeString:
-        return pretty(obj.notes)
+    def mapping_notes(self, obj: InboundEvent) -> SafeString | str:
+        return notes_table(obj.notes, obj.payload)
 
     @admin.display(description="event as received")
     def payload_pretty(self, obj: InboundEvent) -> SafeString:
@@ -93,11 +211,67 @@ class InboundEventAdmin(ReadOnlyAdmin):
         url = reverse("admin:destinations_deliveryattempt_changelist")
         return format_html('<a href="{}?events__id__exact={}">see attempts</a>', url, obj.pk)
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[InboundEvent], search_term: str
+    ) -> tuple[QuerySet[InboundEvent], bool]:
+        return audit.search_events(queryset, search_term), False
+
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # The link from an attempt to its source events.
         return lookup == "delivery_attempts__id__exact" or super().lookup_allowed(
             lookup, value, request
         )
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("export/", view(self.export_view), name="destinations_inboundevent_export"),
+            path(
+                "<path:object_id>/redeliver/",
+                view(self.redeliver_view),
+                name="destinations_inboundevent_redeliver",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = {**(extra_context or {}), "can_redeliver": self.has_redeliver_permission(request)}
+        return super().change_view(request, object_id, form_url, context)
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """The list as filtered and searched on screen, as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest("Unknown filter.")
+        return export.events_csv(changelist.queryset)
+
+    def redeliver_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_redeliver_permission(request):
+            raise PermissionDenied
+        event = self.get_object(request, object_id)
+        if event is None:
+            raise Http404
+        count = delivery.redeliver([event])
+        if count:
+            self.message_user(request, "Queued for redelivery.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request,
+                "Not queued: it is pending already, or has nothing to send to Talon.One.",
+                messages.WARNING,
+            )
+        return redirect("admin:destinations_inboundevent_change", event.pk)
 
     def has_redeliver_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("destinations.redeliver_inboundevent")
@@ -109,23 +283,32 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(ReadOnlyAdmin):
+class DeliveryAttemptAdmin(AuditListAdmin):
     """The request URL holds the destination's base URL: only operators see it whole."""
 
     list_display = [
         "created_at",
         "profiles",
         "response_status",
-        "outcome",
-        "error_short",
+        "outcome_shown",
+        "error_shown",
         "duration_ms",
         "attempt_number",
         "destination_slug",
     ]
-    list_filter = ["outcome", "response_status", "destination"]
+    list_filter = [
+        "outcome",
+        AnswerFilter,
+        "destination",
+        ("created_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["integration_id"]
+    search_help_text = "Exact integrationId (userId)."
+    sortable_by = ["created_at", "duration_ms"]
     hidden_from_marketers = frozenset({"url"})  # they see its path only
-    date_hierarchy = "created_at"
+    # Request bodies reach 60 KB (1,000 profiles); the error column reads
+    # response_body (at most 4,000 characters) only for answers without an error text.
+    deferred_on_list = ("request_body",)
     list_select_related = ["destination"]
     fields = [
         "created_at",
@@ -138,7 +321,7 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
         "outcome",
         "response_status",
         "duration_ms",
-        "error",
+        "error_shown",
         "request_pretty",
         "response_body",
         "task_id",
@@ -155,21 +338,34 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
             attempt.url = _path_only(attempt.url)
         return attempt
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[DeliveryAttempt], search_term: str
+    ) -> tuple[QuerySet[DeliveryAttempt], bool]:
+        term = search_term.strip()
+        return (queryset.filter(integration_id=term) if term else queryset), False
+
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # The link from an event to its attempts.
         return lookup == "events__id__exact" or super().lookup_allowed(lookup, value, request)
 
-    @admin.display(description="error")
-    def error_short(self, obj: DeliveryAttempt) -> str:
-        return obj.error[:120]
+    @admin.display(description="outcome")
+    def outcome_shown(self, obj: DeliveryAttempt) -> SafeString:
+        status = {"success": "delivered", "retry": "pending"}.get(obj.outcome, obj.outcome)
+        return status_badge(status, obj.get_outcome_display().lower())
 
-    @admin.display(description="destination", ordering="destination__slug")
+    @admin.display(description="error")
+    def error_shown(self, obj: DeliveryAttempt) -> SafeString | str:
+        return short(attempt_error(obj), 100) or "-"
+
+    @admin.display(description="destination")
     def destination_slug(self, obj: DeliveryAttempt) -> str:
         return obj.destination.slug
 
     @admin.display(description="profile(s)")
-    def profiles(self, obj: DeliveryAttempt) -> str:
-        return obj.integration_id or f"{obj.profile_count} profiles (bulk)"
+    def profiles(self, obj: DeliveryAttempt) -> SafeString | str:
+        if obj.integration_id:
+            return short(obj.integration_id, 24)
+        return f"{obj.profile_count} (bulk)"
 
     @admin.display(description="request body")
     def request_pretty(self, obj: DeliveryAttempt) -> SafeString:
@@ -181,6 +377,17 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
         return format_html(
             '<a href="{}?delivery_attempts__id__exact={}">see events</a>', url, obj.pk
         )
+
+
+def attempt_error(attempt: DeliveryAttempt) -> str:
+    """What went wrong. Attempts recorded before their answer's message was kept
+    have it in the response body only: read it from there."""
+    if attempt.error or attempt.response_status is None:
+        return attempt.error
+    if 200 <= attempt.response_status < 300:
+        return ""
+    message = read_error(attempt.response_body)
+    return f"Talon.One answered {attempt.response_status}" + (f": {message}" if message else "")
 
 
 def _path_only(url: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -31,9 +31,8 @@ from destinations.fields import validate_secret
 from destinations.models import (
     AttributeMapping,
     Destination,
-    InboundEvent,
 )
-from destinations.selectors import recently_refused
+from destinations.selectors import audit, recently_refused
 from destinations.services import refusals, secrets, tracking
 
 WRITE_ONLY_HELP = "Write-only: the stored value is never shown. Leave empty to keep it."
@@ -264,14 +263,7 @@ class DestinationAdmin(PreviewMixin, CustomerMixin, ConnectionTestMixin, RoleAwa
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Destination]:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                pending_count=Count("events", filter=Q(events__status=InboundEvent.Status.PENDING)),
-                failed_count=Count("events", filter=Q(events__status=InboundEvent.Status.FAILED)),
-            )
-        )
+        return audit.with_event_counts(super().get_queryset(request))
 
     def get_list_display(self, request: HttpRequest) -> list[str]:
         if manages_connection(request):

@@ -81,6 +81,14 @@ def profile_attempts(events: Iterable[InboundEvent]) -> dict[str, int]:
     return fewest
 
 
+def _answer_error(result: Result) -> str:
+    """The transport error, or Talon.One's status and message for any answer that
+    is not a 2xx: the audit log shows it for 400, 401 and 503 alike."""
+    if result.status is not None and 200 <= result.status < 300:
+        return result.error
+    return result.summary()
+
+
 def attempt_number(events: Iterable[InboundEvent]) -> int:
     """A request's attempt number: the highest of its profiles' attempts."""
     return max(profile_attempts(events).values())
@@ -180,7 +188,7 @@ class Sender:
             request_body=result.body,
             response_status=result.status,
             response_body=result.response_body,
-            error="; ".join(filter(None, [result.error, note])),
+            error="; ".join(filter(None, [_answer_error(result), note])),
             duration_ms=result.duration_ms,
             attempt_number=attempt_number(events),
             outcome=outcome,

@@ -75,8 +75,8 @@ def filter_links(client, url):
     ("url", "filters"),
     [
         (DESTINATIONS, ["enabled"]),
-        (EVENTS, ["status", "type", "destination"]),
-        (ATTEMPTS, ["outcome", "response status", "destination"]),
+        (EVENTS, ["status", "mapping notes", "type", "destination", "received at"]),
+        (ATTEMPTS, ["outcome", "Talon.One answered", "destination", "created at"]),
     ],
 )
 def test_every_list_filter_works_for_a_marketer(login, marketer, audit_rows, url, filters):
