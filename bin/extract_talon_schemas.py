@@ -26,6 +26,7 @@ OPERATIONS = (
     "createAudienceV2",
     "updateCustomerProfileAudiences",
     "deleteCustomerData",
+    "getAttributes",
 )
 ERROR_SCHEMA = "ErrorResponseWithStatus"
 ROOT = Path(__file__).resolve().parent.parent

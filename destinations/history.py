@@ -12,7 +12,13 @@ from destinations.models import (
     TalonAudience,
 )
 
-SECRET_FIELDS = ["api_key", "shared_secret", "previous_shared_secret", "write_key_digest"]
+SECRET_FIELDS = [
+    "api_key",
+    "management_api_key",
+    "shared_secret",
+    "previous_shared_secret",
+    "write_key_digest",
+]
 HIDDEN = "[secret]"
 
 
@@ -26,7 +32,8 @@ def register() -> None:
         Destination,
         mask_fields=SECRET_FIELDS,
         mask_callable="destinations.history.hide",
-        exclude_fields=["updated_at"],
+        # The catalog read is not a setting anyone changed.
+        exclude_fields=["updated_at", "catalog_fetched_at", "catalog_error"],
     )
     for model in (AttributeMapping, EventMapping, EventProperty, TalonAudience):
         auditlog.register(model)

@@ -215,7 +215,18 @@ def guarded_session() -> requests.Session:
     return session
 
 
+BAD_KEY = (
+    "The Integration API key cannot be sent: it holds characters other than printable "
+    "ASCII (a space or an invisible character, say). Set it again."
+)
+
+
 class TalonOneClient:
+    # How the key is named in the Authorization header, and the reason given
+    # when it cannot be sent.
+    auth_scheme = "ApiKey-v1"
+    bad_key = BAD_KEY
+
     def __init__(self, base_url: str, api_key: str, session: requests.Session | None = None):
         self.base_url = base_url
         self._api_key = api_key
@@ -281,14 +292,14 @@ class TalonOneClient:
         started = time.monotonic()
         if not is_valid_secret(self._api_key):
             return Result(
-                method, url, shown, Outcome.PERMANENT, None, "", BAD_KEY, _elapsed_ms(started)
+                method, url, shown, Outcome.PERMANENT, None, "", self.bad_key, _elapsed_ms(started)
             )
         try:
             response = self._session.request(
                 method,
                 url,
                 json=body,
-                headers={"Authorization": f"ApiKey-v1 {self._api_key}"},
+                headers={"Authorization": f"{self.auth_scheme} {self._api_key}"},
                 timeout=(settings.TALON_CONNECT_TIMEOUT, settings.TALON_READ_TIMEOUT),
                 allow_redirects=False,
                 stream=True,
@@ -326,10 +337,120 @@ class TalonOneClient:
         return text
 
 
-BAD_KEY = (
-    "The Integration API key cannot be sent: it holds characters other than printable "
-    "ASCII (a space or an invisible character, say). Set it again."
-)
+# Talon.One's Management API allows about 3 requests/s per endpoint.
+MANAGEMENT_REQUEST_INTERVAL_SECONDS = 0.35  # a margin for network jitter
+MANAGEMENT_PAGE_SIZE = 1000  # the largest pageSize Talon.One takes
+MANAGEMENT_MAX_PAGES = 100
+MANAGEMENT_RETRIES = 3  # after a 429 or 5xx, waiting Retry-After (or the interval)
+MANAGEMENT_MAX_WAIT_SECONDS = 10.0
+
+
+class CatalogError(Exception):
+    """The attribute catalog could not be read; the message says why, in plain words."""
+
+
+@dataclass(frozen=True)
+class CatalogAttribute:
+    name: str
+    type: str
+    title: str
+    talon_id: int | None
+
+
+class ManagementClient(TalonOneClient):
+    """Talon.One's Management API, read-only: the customer-profile attribute
+    definitions. Same guarded session, timeouts, redaction and error reading as
+    the Integration API client; requests are spaced to stay within its limit."""
+
+    auth_scheme = "ManagementKey-v1"
+    bad_key = (
+        "The Management API key cannot be sent: it holds characters other than printable "
+        "ASCII (a space or an invisible character, say). Set it again."
+    )
+
+    def __init__(
+        self,
+        base_url: str,
+        management_key: str,
+        session: requests.Session | None = None,
+        *,
+        page_size: int = MANAGEMENT_PAGE_SIZE,
+        interval: float = MANAGEMENT_REQUEST_INTERVAL_SECONDS,
+    ):
+        super().__init__(base_url, management_key, session)
+        self.page_size = page_size
+        self.interval = interval
+        self._last_request: float | None = None
+
+    def customer_profile_attributes(self) -> list[CatalogAttribute]:
+        """Every CustomerProfile attribute, page by page (GET /v1/attributes).
+        Raises CatalogError."""
+        found: list[CatalogAttribute] = []
+        for page in range(MANAGEMENT_MAX_PAGES):
+            skip = page * self.page_size
+            data = self._page(skip)
+            items, total = data["data"], data["totalResultSize"]
+            found.extend(_catalog_attribute(item) for item in items)
+            if not items or skip + len(items) >= total:
+                return found
+        raise CatalogError(
+            f"Talon.One's catalog has more than {MANAGEMENT_MAX_PAGES * self.page_size} "
+            "attributes; not read."
+        )
+
+    def _page(self, skip: int) -> dict[str, Any]:
+        path = f"/v1/attributes?entity=CustomerProfile&pageSize={self.page_size}&skip={skip}"
+        for _ in range(MANAGEMENT_RETRIES):
+            result = self._paced("GET", path)
+            if result.outcome is not Outcome.RETRY:
+                break
+            time.sleep(min(result.retry_after or self.interval, MANAGEMENT_MAX_WAIT_SECONDS))
+        if result.outcome is not Outcome.SUCCESS:
+            raise CatalogError(_catalog_failure(result))
+        data = result.data
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("data"), list)
+            or type(data.get("totalResultSize")) is not int
+        ):
+            raise CatalogError("Talon.One's answer is not a list of attributes.")
+        return data
+
+    def _paced(self, method: str, path: str) -> Result:
+        if self._last_request is not None:
+            wait = self._last_request + self.interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        self._last_request = time.monotonic()
+        return self._send(method, path, None)
+
+
+def _catalog_attribute(item: Any) -> CatalogAttribute:
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("name"), str)
+        or not isinstance(item.get("type"), str)
+    ):
+        raise CatalogError("Talon.One's answer holds an attribute without a name or type.")
+    title = item.get("title")
+    talon_id = item.get("id")
+    return CatalogAttribute(
+        name=item["name"],
+        type=item["type"],
+        title=title if isinstance(title, str) else "",
+        talon_id=talon_id if type(talon_id) is int and talon_id >= 0 else None,
+    )
+
+
+def _catalog_failure(result: Result) -> str:
+    if result.status is None:
+        return result.error
+    if result.status in (401, 403):
+        reason = "Talon.One refused the Management API key"
+    else:
+        reason = "Talon.One did not give its attribute catalog"
+    detail = f": {result.message}" if result.message else ""
+    return f"{reason} (it answered {result.status}{detail})."
 
 
 def _read_text(response: requests.Response) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from destinations.services import audit, delivery
+from destinations.services import audit, catalog, delivery
 
 # Beyond this the sweeper (every few seconds) picks the work up anyway.
 MAX_COUNTDOWN_SECONDS = 30
@@ -36,3 +36,9 @@ def purge_audit_log() -> None:
 @shared_task
 def purge_seen_messages() -> None:
     audit.purge_seen_messages()
+
+
+@shared_task
+def refresh_attribute_catalogs() -> None:
+    """Read Talon.One's attribute catalog of every destination with a Management API key (beat)."""
+    catalog.refresh_all()

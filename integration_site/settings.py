@@ -240,6 +240,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "destinations.tasks.purge_seen_messages",
         "schedule": timedelta(hours=6),
     },
+    "refresh-attribute-catalogs": {
+        "task": "destinations.tasks.refresh_attribute_catalogs",
+        "schedule": timedelta(days=1),
+    },
 }
 
 # --- Delivery to Talon.One ---------------------------------------------------

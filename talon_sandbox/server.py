@@ -14,10 +14,13 @@ from .attributes import DEFAULT_CATALOGUE, validate_catalogue
 from .control import PREFIX as CONTROL_PREFIX
 from .control import ControlApi
 from .integration import IntegrationApi
+from .management_api import PATHS as MANAGEMENT_PATHS
+from .management_api import ManagementApi
 from .responses import ApiError, Request, Response, error_response
 from .state import Faults, SandboxState
 
 DEFAULT_API_KEYS = ("sandbox-api-key",)
+DEFAULT_MANAGEMENT_KEYS = ("sandbox-management-key",)
 MAX_BODY_BYTES = 50 * 1024 * 1024
 DEFAULT_LOG_LIMIT = 10_000
 
@@ -27,11 +30,17 @@ class SandboxServer(ThreadingHTTPServer):
     request_queue_size = 256  # benchmarks open many connections at once
 
     def __init__(
-        self, address: tuple[str, int], state: SandboxState, *, verbose: bool = False
+        self,
+        address: tuple[str, int],
+        state: SandboxState,
+        *,
+        management_keys: Iterable[str] = DEFAULT_MANAGEMENT_KEYS,
+        verbose: bool = False,
     ) -> None:
         super().__init__(address, SandboxHandler)
         self.state = state
         self.integration_api = IntegrationApi(state)
+        self.management_api = ManagementApi(state, management_keys)
         self.control_api = ControlApi(state)
         self.verbose = verbose
 
@@ -70,11 +79,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 error_response(400, [ApiError.at_resource(self.path, "Bad request", str(exc))])
             )
             return
-        api = (
-            self.server.control_api
-            if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/")
-            else self.server.integration_api
-        )
+        api: ControlApi | IntegrationApi | ManagementApi = self.server.integration_api
+        if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"):
+            api = self.server.control_api
+        elif request.path in MANAGEMENT_PATHS:
+            api = self.server.management_api
         try:
             response = api.handle(request)
         except Exception:  # a sandbox bug: answer like a failing server, keep running
@@ -131,6 +140,7 @@ def make_server(
     port: int = 0,
     *,
     api_keys: Iterable[str] = DEFAULT_API_KEYS,
+    management_keys: Iterable[str] = DEFAULT_MANAGEMENT_KEYS,
     attributes: Mapping[str, str] | None = None,
     latency_ms: int = 0,
     log_limit: int = DEFAULT_LOG_LIMIT,
@@ -146,7 +156,7 @@ def make_server(
         faults=Faults().merged({"latency_ms": latency_ms}),
         log_limit=log_limit,
     )
-    return SandboxServer((host, port), state, verbose=verbose)
+    return SandboxServer((host, port), state, management_keys=management_keys, verbose=verbose)
 
 
 @contextmanager

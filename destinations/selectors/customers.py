@@ -49,7 +49,7 @@ class CustomerAtDestination:
 
 def customer(integration_id: str) -> list[CustomerAtDestination]:
     """Every destination that delivered something for this integrationId."""
-    destinations = {d.pk: d for d in Destination.objects.order_by("name")}
+    destinations = {d.pk: d for d in Destination.objects.only("id", "name", "slug")}
     states = ProfileState.objects.filter(
         destination_id__in=list(destinations), integration_id=integration_id
     )

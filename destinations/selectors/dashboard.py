@@ -68,7 +68,7 @@ def activity(now: datetime | None = None) -> list[Activity]:
         InboundEvent.objects.filter(received_at__gte=since)
         .annotate(hour=TruncHour("received_at"))
         .values_list("destination_id", "hour", "status")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by()
     )
     counted: dict[int, list[tuple[datetime, str, int]]] = {}
@@ -82,7 +82,7 @@ def activity(now: datetime | None = None) -> list[Activity]:
         .order_by()
     )
     result = []
-    for destination in Destination.objects.order_by("name"):
+    for destination in Destination.objects.only("id", "name", "slug").order_by("name"):
         hours = [Bucket(first_hour + timedelta(hours=i)) for i in range(HOURS)]
         days = [Bucket(first_day + timedelta(days=i)) for i in range(DAYS)]
         for hour, status, n in counted.get(destination.pk, []):

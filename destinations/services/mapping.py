@@ -207,6 +207,39 @@ def audience_change(event: Mapping[str, Any]) -> AudienceChange | None:
     )
 
 
+@dataclass(frozen=True)
+class EngageTrait:
+    """The Engage audience or computed trait an identify carries."""
+
+    key: str
+    computation_class: str
+    value: Any
+    type: AttributeType | None  # as it passes through without a row; None: it cannot
+
+
+def flattened_traits(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The traits as map_identify names them (objects flattened with "_", name
+    collisions resolved alike), unchecked: what a row would have to be named."""
+    notes: list[Note] = []
+    leaves = _resolve_collisions(_walk(_traits(event, notes), (), notes), notes)
+    return {name: leaf.value for name, leaf in leaves.items()}
+
+
+def engage_trait(event: Mapping[str, Any]) -> EngageTrait | None:
+    """The Engage trait of a call (whether forwarded or not), if it has one."""
+    traits = _traits(event, [])
+    engage = _engage_call(event, traits, False, [])
+    if engage is None or engage.key not in traits:
+        return None
+    value = traits[engage.key]
+    return EngageTrait(
+        key=engage.key,
+        computation_class=engage.computation_class,
+        value=value,
+        type=None if value is None else _inferred_type(value, engage),
+    )
+
+
 class _Uncoercible(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

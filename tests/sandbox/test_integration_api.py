@@ -318,7 +318,7 @@ class TestHttp:
             ("GET", "/v2/customer_profiles/u1"),
             ("POST", "/v2/customer_profiles"),
             ("PUT", "/v2/customer_profiles/a/b"),
-            ("GET", "/v1/attributes"),
+            ("POST", "/v1/attributes"),  # GET is the Management API's catalogue
         ],
     )
     def test_unknown_endpoints_are_404(self, api: TalonApi, method: str, path: str) -> None:

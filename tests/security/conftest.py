@@ -40,7 +40,12 @@ ROLE_GRANTS = [
     roles_migration.ROLES,
     *(
         importlib.import_module(f"destinations.migrations.{name}").GRANTS
-        for name in ("0008_refused_attribute_roles", "0010_kind_roles", "0012_history_role")
+        for name in (
+            "0008_refused_attribute_roles",
+            "0010_kind_roles",
+            "0012_history_role",
+            "0014_attribute_catalog",
+        )
     ),
 ]
 

@@ -4,7 +4,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from talon_sandbox.attributes import parse_attribute_flags
-from talon_sandbox.server import DEFAULT_API_KEYS, DEFAULT_LOG_LIMIT, make_server
+from talon_sandbox.server import (
+    DEFAULT_API_KEYS,
+    DEFAULT_LOG_LIMIT,
+    DEFAULT_MANAGEMENT_KEYS,
+    make_server,
+)
 
 
 class Command(BaseCommand):
@@ -24,6 +29,14 @@ class Command(BaseCommand):
             action="append",
             metavar="KEY",
             help=f"accepted Integration API key (repeatable; default {DEFAULT_API_KEYS[0]})",
+        )
+        parser.add_argument(
+            "--management-key",
+            dest="management_keys",
+            action="append",
+            metavar="KEY",
+            help="accepted Management API key, for GET /v1/attributes"
+            f" (repeatable; default {DEFAULT_MANAGEMENT_KEYS[0]})",
         )
         parser.add_argument(
             "--attribute",
@@ -56,6 +69,7 @@ class Command(BaseCommand):
                 options["host"],
                 options["port"],
                 api_keys=options["api_keys"] or DEFAULT_API_KEYS,
+                management_keys=options["management_keys"] or DEFAULT_MANAGEMENT_KEYS,
                 attributes=attributes,
                 latency_ms=options["latency_ms"],
                 log_limit=options["log_limit"],

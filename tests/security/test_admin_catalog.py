@@ -1,0 +1,216 @@
+"""The destination page's "Talon.One's attributes" section, against the sandbox
+over real HTTP: marketers see the rows flagged and add a suggested row in one
+POST, and never see a key; operators set the Management API key and read the
+catalog."""
+
+import html as entities
+import re
+
+import pytest
+from django.contrib import messages
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.utils import timezone
+
+from destinations.models import Destination, InboundEvent
+from destinations.services import catalog
+from talon_sandbox.server import DEFAULT_MANAGEMENT_KEYS
+from tests.security.conftest import API_KEY, change_form_data
+
+pytestmark = pytest.mark.django_db
+
+CHANGE_URL = "/admin/destinations/destination/{}/change/"
+REFRESH_URL = "/admin/destinations/destination/{}/catalog/refresh/"
+ADD_URL = "/admin/destinations/destination/{}/catalog/add/"
+MANAGEMENT_KEY = DEFAULT_MANAGEMENT_KEYS[0]
+REFRESH_BUTTON = ">Read Talon.One's attributes now</button>"
+TALON_ONE = {"email": "string", "plan": "string", "age": "number", "vip": "boolean"}
+
+
+@pytest.fixture
+def shop(make_destination, sandbox) -> Destination:
+    sandbox.set_attributes(TALON_ONE)
+    return make_destination(
+        slug="shop",
+        attributes=[("email", "string"), ("age", "string"), ("nickname", "string")],
+        management_api_key=MANAGEMENT_KEY,
+    )
+
+
+def identify(destination: Destination, traits: dict, **payload) -> InboundEvent:
+    return InboundEvent.objects.create(
+        destination=destination,
+        message_id=f"m-{InboundEvent.objects.count()}",
+        type="identify",
+        kind=InboundEvent.Kind.PROFILE,
+        user_id="u1",
+        payload={"type": "identify", "userId": "u1", "traits": traits, **payload},
+        timestamp=timezone.now(),
+        status=InboundEvent.Status.DELIVERED,
+    )
+
+
+def shown(response) -> list[tuple[int, str]]:
+    return [(message.level, message.message) for message in response.context["messages"]]
+
+
+def text(response) -> str:
+    """The page's visible text, roughly: tags dropped, whitespace folded."""
+    return " ".join(entities.unescape(re.sub(r"<[^>]+>", " ", response.content.decode())).split())
+
+
+def test_marketers_see_the_rows_flagged_and_add_a_suggested_row_in_one_post(login, marketer, shop):
+    identify(shop, {"email": "ada@example.com", "plan": "gold", "address": {"city": "Berlin"}})
+    identify(shop, {"plan": "silver", "address": {"city": "Paris"}})
+    assert catalog.refresh(shop) == ""
+    client = login(marketer)
+
+    page = client.get(CHANGE_URL.format(shop.pk))
+
+    assert page.status_code == 200
+    seen = text(page)
+    assert "Talon.One's attributes" in seen
+    assert "nickname string - ⚠ not in Talon.One" in seen
+    assert "age string number ⚠ Talon.One says number" in seen
+    assert "email string string ✓ as in Talon.One" in seen
+    html = page.content.decode()
+    # Suggested: vip from the catalog, plan (in Talon.One) and address_city (seen).
+    assert 'value="vip:boolean" class="button">Add</button>' in html
+    assert 'value="plan:string" class="button">Add</button>' in html
+    assert 'value="address_city:string" class="button">Add</button>' in html
+    # Newest first: the example is the latest value.
+    assert 'address_city 2 "Paris" ⚠ not in Talon.One string Add' in seen
+    assert "vip vip boolean Add" in seen
+    assert f'<form id="talon-catalog-add" method="post" action="{ADD_URL.format(shop.pk)}">' in html
+    assert MANAGEMENT_KEY not in html
+    assert API_KEY not in html
+    assert 'name="management_api_key"' not in html
+
+    response = client.post(ADD_URL.format(shop.pk), {"row": "plan:string"}, follow=True)
+
+    assert response.redirect_chain == [(CHANGE_URL.format(shop.pk) + "#talon-one-attributes", 302)]
+    assert shown(response) == [(messages.SUCCESS, "plan is now forwarded as string.")]
+    assert shop.attributes.filter(name="plan", type="string").exists()
+    assert 'value="plan:string"' not in response.content.decode()
+
+
+def test_an_add_is_checked(login, marketer, shop):
+    client = login(marketer)
+
+    for row, level, message in [
+        ("email:string", messages.WARNING, "email is forwarded already."),
+        ("EMAIL:string", messages.WARNING, "EMAIL is forwarded already."),
+        ("vip:text", messages.ERROR, "vip was not added: text is not a type"),
+        ("first name:string", messages.ERROR, "first name was not added: Talon.One attribute"),
+    ]:
+        response = client.post(ADD_URL.format(shop.pk), {"row": row}, follow=True)
+        [(got_level, got)] = shown(response)
+        assert (got_level, got[: len(message)]) == (level, message), row
+    assert shop.attributes.count() == 3
+
+
+def test_adding_needs_the_permission_and_a_post(login, make_user, roles, shop, client):
+    viewer = make_user("vera")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_destination"))
+    login(viewer)
+
+    assert client.get(ADD_URL.format(shop.pk)).status_code == 405
+    assert client.post(ADD_URL.format(shop.pk), {"row": "vip:boolean"}).status_code == 403
+    assert client.post(REFRESH_URL.format(shop.pk)).status_code == 403
+    page = client.get(CHANGE_URL.format(shop.pk))
+    assert page.status_code == 200
+    assert "talon-catalog-add" not in page.content.decode()
+    assert not shop.attributes.filter(name="vip").exists()
+
+
+def test_the_add_form_needs_the_csrf_token(marketer, shop):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(marketer)
+
+    assert client.post(ADD_URL.format(shop.pk), {"row": "vip:boolean"}).status_code == 403
+    assert not shop.attributes.filter(name="vip").exists()
+
+
+def test_without_a_key_the_page_says_how_to_check_rows(login, marketer, make_destination, sandbox):
+    shop = make_destination(slug="plain")
+    identify(shop, {"plan": "gold", "nickname": "Ada"})
+
+    page = login(marketer).get(CHANGE_URL.format(shop.pk))
+
+    seen = text(page)
+    assert "add a Management API key to check rows against Talon.One" in seen
+    assert REFRESH_BUTTON not in page.content.decode()
+    # Traits seen are listed all the same.
+    assert 'value="nickname:string" class="button">Add</button>' in page.content.decode()
+    assert 'value="plan:string"' not in page.content.decode()
+
+
+def test_operators_set_the_management_key_and_read_the_catalog(
+    login, operator, make_destination, sandbox
+):
+    sandbox.set_attributes(TALON_ONE)
+    shop = make_destination(slug="shop", attributes=[("email", "string")])
+    client = login(operator)
+    page = client.get(CHANGE_URL.format(shop.pk))
+    assert REFRESH_BUTTON not in page.content.decode()
+    data = change_form_data(page)
+    data["management_api_key"] = MANAGEMENT_KEY
+
+    saved = client.post(CHANGE_URL.format(shop.pk), data)
+
+    assert saved.status_code == 302
+    shop.refresh_from_db()
+    assert shop.management_api_key == MANAGEMENT_KEY
+    page = client.get(CHANGE_URL.format(shop.pk))
+    html = page.content.decode()
+    assert REFRESH_BUTTON in html
+    assert MANAGEMENT_KEY not in html
+    assert "Not read yet." in text(page)
+
+    response = client.post(REFRESH_URL.format(shop.pk), follow=True)
+
+    assert shown(response) == [
+        (messages.SUCCESS, "Read 4 customer-profile attributes from Talon.One.")
+    ]
+    assert "Talon.One's customer-profile attributes as read on" in text(response)
+    assert sorted(shop.talon_attributes.values_list("name", flat=True)) == sorted(TALON_ONE)
+
+    data = change_form_data(client.get(CHANGE_URL.format(shop.pk)))
+    assert data.get("management_api_key", "") == ""
+    assert client.post(CHANGE_URL.format(shop.pk), data).status_code == 302
+    shop.refresh_from_db()
+    assert shop.management_api_key == MANAGEMENT_KEY  # left empty: kept
+
+    data["remove_management_api_key"] = "on"
+    assert client.post(CHANGE_URL.format(shop.pk), data).status_code == 302
+    shop.refresh_from_db()
+    assert shop.management_api_key == ""
+
+
+def test_a_wrong_key_is_said_plainly_and_never_shown(login, operator, make_destination, sandbox):
+    wrong = "mk-wrong-management-key-5e1c"
+    shop = make_destination(slug="shop", management_api_key=wrong)
+
+    response = login(operator).post(REFRESH_URL.format(shop.pk), follow=True)
+
+    [(level, message)] = shown(response)
+    assert level == messages.ERROR
+    assert message.startswith(
+        "Talon.One's attributes were not read: Talon.One refused the Management API key "
+        "(it answered 401"
+    )
+    assert "⚠ The last read failed: Talon.One refused the Management API key" in text(response)
+    assert wrong not in response.content.decode()
+
+
+def test_marketers_never_see_the_management_key_field(login, marketer, shop):
+    page = login(marketer).get(CHANGE_URL.format(shop.pk))
+
+    html = page.content.decode()
+    assert 'name="management_api_key"' not in html
+    assert 'name="remove_management_api_key"' not in html
+    data = change_form_data(page)
+    data["management_api_key"] = "mk-planted"
+    login(marketer).post(CHANGE_URL.format(shop.pk), data)
+    shop.refresh_from_db()
+    assert shop.management_api_key == MANAGEMENT_KEY
