@@ -53,7 +53,7 @@ class PreviewMixin(admin.ModelAdmin):
         text = ""
         if request.method == "POST":
             form = PreviewForm(request.POST)
-            text = form.data.get("event", "")
+            text = form.cleaned_data["event"] if form.is_valid() else ""
         else:
             picked = _picked(request, destination) if can_pick else None
             text = json.dumps(picked, indent=2, ensure_ascii=False) if picked is not None else ""

@@ -76,6 +76,14 @@ def test_an_invalid_paste_says_what_is_wrong(login, marketer, destination):
     assert "The body is not valid JSON" in response.content.decode()
 
 
+def test_an_empty_paste_is_required(login, marketer, destination):
+    response = login(marketer).post(PREVIEW_URL.format(destination.pk), {"event": "  "})
+
+    html = response.content.decode()
+    assert "This field is required." in html
+    assert 'id="preview-result"' not in html
+
+
 def test_a_received_event_is_picked_by_id_from_its_own_destination_only(
     login, marketer, destination, shop
 ):
