@@ -71,11 +71,12 @@ def test_roles_are_groups_with_explicit_permissions(roles):
             for action in ("view", "add", "change", "delete")
         ),
         "view_talonaudience",
+        "view_talonattribute",
     }
     operator = codenames("Operator")
     assert {"manage_connection", "redeliver_inboundevent", "view_logentry"} <= operator
     assert {"view_refusedattribute", "change_talonaudience", "add_eventmapping"} <= operator
-    assert {"add_destination", "delete_destination"} <= operator
+    assert {"add_destination", "delete_destination", "view_talonattribute"} <= operator
     # Nobody gets write permissions on the audit log.
     for name in ("Marketer", "Operator"):
         audit = {c for c in codenames(name) if c.endswith(("inboundevent", "deliveryattempt"))}
