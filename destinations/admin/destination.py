@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.debug import sensitive_post_parameters
 
+from destinations.admin.catalog import CatalogMixin
 from destinations.admin.common import (
     REFUSED_TITLE,
     RoleAwareAdmin,
@@ -67,6 +68,15 @@ class DestinationForm(forms.ModelForm):
     which keeps the replaced Segment secret for the rotation window."""
 
     api_key = _write_only("Integration API key")
+    management_api_key = _write_only(
+        "Management API key",
+        WRITE_ONLY_HELP + " Optional, read-only use: lets this service read Talon.One's "
+        'customer-profile attributes (daily, or with "Read Talon.One\'s attributes now") '
+        "to check the attribute rows. It needs access to GET /v1/attributes only.",
+    )
+    remove_management_api_key = forms.BooleanField(
+        label="Remove the Management API key", required=False
+    )
     shared_secret = _write_only(
         "Segment shared secret",
         WRITE_ONLY_HELP + " Set the same value in Segment's Webhooks destination.",
@@ -105,7 +115,7 @@ class DestinationForm(forms.ModelForm):
         # Declared above as plain fields. Excluded too, because the admin builds
         # its form from the fieldsets, which name them: otherwise the form would
         # load them from the instance (initial data) and write them back.
-        exclude = ["api_key", "shared_secret", "write_key_digest"]  # noqa: DJ006 (fields is set as well)
+        exclude = ["api_key", "management_api_key", "shared_secret", "write_key_digest"]  # noqa: DJ006 (fields is set as well)
         help_texts = {
             "accept_unsigned": "Anyone who knows the ingest URL can then change customer "
             "profiles. Ticking this removes the shared secret."
@@ -121,6 +131,10 @@ class DestinationForm(forms.ModelForm):
                 )
             except tracking.InvalidWriteKey as exc:
                 self.add_error("write_key", str(exc))
+        if cleaned.get("management_api_key"):
+            destination.management_api_key = cleaned["management_api_key"]
+        elif cleaned.get("remove_management_api_key"):
+            destination.management_api_key = ""
         if cleaned.get("api_key"):
             destination.api_key = cleaned["api_key"]
         elif not destination.api_key:
@@ -174,7 +188,9 @@ class AttributeMappingInline(admin.TabularInline):
 
 
 @admin.register(Destination)
-class DestinationAdmin(PreviewMixin, CustomerMixin, ConnectionTestMixin, RoleAwareAdmin):
+class DestinationAdmin(
+    CatalogMixin, PreviewMixin, CustomerMixin, ConnectionTestMixin, RoleAwareAdmin
+):
     form = DestinationForm
     inlines = [AttributeMappingInline]
     list_display = [
@@ -211,6 +227,8 @@ class DestinationAdmin(PreviewMixin, CustomerMixin, ConnectionTestMixin, RoleAwa
                 "fields": [
                     "base_url",
                     "api_key",
+                    "management_api_key",
+                    "remove_management_api_key",
                     "run_rule_engine",
                     "forward_engage",
                     "engage_audiences",
@@ -302,7 +320,9 @@ class DestinationAdmin(PreviewMixin, CustomerMixin, ConnectionTestMixin, RoleAwa
     def has_delete_permission(self, request: HttpRequest, obj: Destination | None = None) -> bool:
         return manages_connection(request) and super().has_delete_permission(request, obj)
 
-    @method_decorator(sensitive_post_parameters("api_key", "shared_secret"))
+    @method_decorator(
+        sensitive_post_parameters("api_key", "management_api_key", "shared_secret", "write_key")
+    )
     def changeform_view(
         self,
         request: HttpRequest,
