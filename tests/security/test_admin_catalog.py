@@ -4,9 +4,11 @@ POST, and never see a key; operators set the Management API key and read the
 catalog."""
 
 import html as entities
+import json
 import re
 
 import pytest
+from auditlog.models import LogEntry as ValueChange
 from django.contrib import messages
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -214,3 +216,71 @@ def test_marketers_never_see_the_management_key_field(login, marketer, shop):
     login(marketer).post(CHANGE_URL.format(shop.pk), data)
     shop.refresh_from_db()
     assert shop.management_api_key == MANAGEMENT_KEY
+
+
+def test_the_management_key_is_in_the_value_history_as_changed_only(
+    login, operator, make_destination, sandbox
+):
+    shop = make_destination(slug="shop")
+    client = login(operator)
+    data = change_form_data(client.get(CHANGE_URL.format(shop.pk)))
+    data["management_api_key"] = MANAGEMENT_KEY
+
+    assert client.post(CHANGE_URL.format(shop.pk), data).status_code == 302
+    assert catalog.refresh(Destination.objects.get(pk=shop.pk)) == ""
+
+    changes = [change.changes_dict for change in ValueChange.objects.filter(object_pk=str(shop.pk))]
+    assert {"management_api_key": ["", "[secret]"]} in [
+        {k: v for k, v in c.items() if k == "management_api_key"} for c in changes
+    ]
+    assert not any("catalog_fetched_at" in c or "catalog_error" in c for c in changes)
+    assert MANAGEMENT_KEY not in json.dumps(list(ValueChange.objects.values()), default=str)
+
+
+def test_engage_traits_talon_one_does_not_know_are_listed_to_create_there(
+    login, marketer, make_destination, sandbox
+):
+    sandbox.set_attributes({"email": "string", "home": "(list location)"})
+    shop = make_destination(slug="shop", attributes=(), management_api_key=MANAGEMENT_KEY)
+    personas = {"computation_key": "vip_customers", "computation_class": "audience"}
+    identify(shop, {"vip_customers": True}, context={"personas": personas})
+    identify(shop, {"vip_customers": False}, context={"personas": personas})
+    ltv = {"computation_key": "ltv", "computation_class": "trait"}
+    identify(shop, {"ltv": {"a": 1}}, context={"personas": ltv})
+    assert catalog.refresh(shop) == ""
+
+    seen = text(login(marketer).get(CHANGE_URL.format(shop.pk)))
+
+    assert "No attribute rows yet." in seen
+    assert "home home rows cannot be (list location)" in seen
+    assert (
+        "vip_customers audience 2 false ⚠ create it in Talon.One (Customer profile, boolean)"
+        in seen
+    )
+    assert 'ltv trait 1 {"a": 1} ⚠ create it in Talon.One (Customer profile)' in seen
+
+
+def test_without_the_add_permission_suggestions_show_their_type_only(
+    login, make_user, roles, make_destination, sandbox
+):
+    shop = make_destination(slug="shop", attributes=())
+    identify(shop, {"nickname": "Ada"})
+    reader = make_user("rhea")
+    reader.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_destination", "change_destination"])
+    )
+
+    page = login(reader).get(CHANGE_URL.format(shop.pk))
+
+    assert 'nickname 1 "Ada" ⚠ not in Talon.One string' in text(page)
+    assert ">Add</button>" not in page.content.decode()
+    assert (
+        login(reader).post(ADD_URL.format(shop.pk), {"row": "nickname:string"}).status_code == 403
+    )
+
+
+def test_an_unknown_destination_is_404(login, marketer):
+    client = login(marketer)
+
+    assert client.post(ADD_URL.format(999999), {"row": "vip:boolean"}).status_code == 404
+    assert client.post(REFRESH_URL.format(999999)).status_code == 404
