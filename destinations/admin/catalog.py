@@ -281,4 +281,4 @@ def _engage(view: CatalogView) -> SafeString:
 
 
 def _shown(value: Any) -> str:
-    return cut(json.dumps(value, ensure_ascii=False), 60)
+    return cut(json.dumps(value, ensure_ascii=False), 40)
