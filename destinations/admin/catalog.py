@@ -31,6 +31,8 @@ ADD_FORM = "talon-catalog-add"  # outside the change form: no nested forms, no d
 NO_KEY = "No Management API key: add a Management API key to check rows against Talon.One."
 
 
+# The admin shows messages with their first letter capitalised: none starts
+# with an attribute name, which is case-sensitive.
 class CatalogMixin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         opts = self.model._meta
@@ -92,14 +94,16 @@ class CatalogMixin(admin.ModelAdmin):
         name, _, type_ = request.POST.get("row", "").partition(":")
         try:
             row = catalog.add_row(destination, name, type_)
-        except catalog.RowExists:
-            self.message_user(request, f"{name} is forwarded already.", messages.WARNING)
+        except catalog.RowExists as exc:
+            self.message_user(request, f"A row forwards {exc} already.", messages.WARNING)
         except (ValueError, ValidationError) as exc:
             detail = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-            self.message_user(request, f"{name} was not added: {detail}", messages.ERROR)
+            self.message_user(request, f"Not added: {name}: {detail}", messages.ERROR)
         else:
             self.message_user(
-                request, f"{row.name} is now forwarded as {row.type}.", messages.SUCCESS
+                request,
+                f"Added the row {row.name} ({row.type}): it is forwarded from now on.",
+                messages.SUCCESS,
             )
         return self._back(destination)
 

@@ -23,7 +23,8 @@ _TYPE_LIMIT = TalonAttribute._meta.get_field("type").max_length
 
 
 class RowExists(Exception):
-    """The destination forwards an attribute of this name already (in any case)."""
+    """The destination forwards an attribute of this name already (in any case);
+    the message is the row's name."""
 
 
 def refresh(destination: Destination, *, page_size: int = MANAGEMENT_PAGE_SIZE) -> str:
@@ -88,8 +89,8 @@ def add_row(destination: Destination, name: str, type_: str) -> AttributeMapping
     Raises RowExists, or ValueError for a type or name a row cannot have."""
     if type_ not in AttributeType.__members__.values():
         raise ValueError(f"{type_} is not a type an attribute row can have.")
-    if destination.attributes.filter(name__iexact=name).exists():
-        raise RowExists(name)
+    if (existing := destination.attributes.filter(name__iexact=name).first()) is not None:
+        raise RowExists(existing.name)
     row = AttributeMapping(destination=destination, name=name, type=type_)
     row.full_clean()
     row.save()

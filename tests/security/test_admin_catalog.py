@@ -91,7 +91,9 @@ def test_marketers_see_the_rows_flagged_and_add_a_suggested_row_in_one_post(logi
     response = client.post(ADD_URL.format(shop.pk), {"row": "plan:string"}, follow=True)
 
     assert response.redirect_chain == [(CHANGE_URL.format(shop.pk) + "#talon-one-attributes", 302)]
-    assert shown(response) == [(messages.SUCCESS, "plan is now forwarded as string.")]
+    assert shown(response) == [
+        (messages.SUCCESS, "Added the row plan (string): it is forwarded from now on.")
+    ]
     assert shop.attributes.filter(name="plan", type="string").exists()
     assert 'value="plan:string"' not in response.content.decode()
 
@@ -100,10 +102,10 @@ def test_an_add_is_checked(login, marketer, shop):
     client = login(marketer)
 
     for row, level, message in [
-        ("email:string", messages.WARNING, "email is forwarded already."),
-        ("EMAIL:string", messages.WARNING, "EMAIL is forwarded already."),
-        ("vip:text", messages.ERROR, "vip was not added: text is not a type"),
-        ("first name:string", messages.ERROR, "first name was not added: Talon.One attribute"),
+        ("email:string", messages.WARNING, "A row forwards email already."),
+        ("EMAIL:string", messages.WARNING, "A row forwards email already."),
+        ("vip:text", messages.ERROR, "Not added: vip: text is not a type"),
+        ("first name:string", messages.ERROR, "Not added: first name: Talon.One attribute"),
     ]:
         response = client.post(ADD_URL.format(shop.pk), {"row": row}, follow=True)
         [(got_level, got)] = shown(response)
