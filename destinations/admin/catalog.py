@@ -139,8 +139,7 @@ def section(destination: Destination, *, can_add: bool) -> SafeString:
         )
     parts.append(
         _suggestions(
-            f"Traits seen, not forwarded (the last {view.events_read} identify calls "
-            "of the last 7 days)",
+            f"Traits seen, not forwarded (the last {view.events_read} identify calls)",
             view.seen,
             can_add,
             empty="None: every trait received recently is forwarded.",

@@ -7,10 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
-
-from django.utils import timezone
 
 from destinations.models import AttributeMapping, Destination, InboundEvent, TalonAttribute
 from destinations.services.mapping import (
@@ -20,10 +17,11 @@ from destinations.services.mapping import (
     flattened_traits,
 )
 
-# The identify calls read for traits seen: the newest of the last week, at most
-# this many, so the audit table (millions of rows) is never read whole.
+# The identify calls read for traits seen: at most this many among the
+# destination's newest events, so the audit table (millions of rows) is never
+# read whole, however few identify calls there are among them.
 RECENT_IDENTIFIES = 1000
-RECENT_WINDOW = timedelta(days=7)
+RECENT_EVENTS = 5000
 ROW_TYPES = frozenset(t.value for t in AttributeType)
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
@@ -158,17 +156,21 @@ def seen_suggestions(
 
 
 def recent_identifies(destination: Destination) -> list[dict[str, Any]]:
-    """The payloads of the destination's newest identify calls: at most
-    RECENT_IDENTIFIES of the last RECENT_WINDOW, newest first (the index on
-    received_at serves the order and the window)."""
-    since = timezone.now() - RECENT_WINDOW
-    return list(
-        InboundEvent.objects.filter(
-            destination=destination, type="identify", received_at__gte=since
-        )
-        .order_by("-received_at")
-        .values_list("payload", flat=True)[:RECENT_IDENTIFIES]
+    """The traits and Engage context of the destination's newest identify calls:
+    at most RECENT_IDENTIFIES among its newest RECENT_EVENTS events, newest first.
+    Both bounds are walked on the (destination, -id) index, and only the two
+    parts of each payload that are read leave the database."""
+    newest = (
+        InboundEvent.objects.filter(destination=destination)
+        .order_by("-id")
+        .values("id")[:RECENT_EVENTS]
     )
+    rows = (
+        InboundEvent.objects.filter(id__in=newest, type="identify")
+        .order_by("-id")
+        .values_list("payload__traits", "payload__context__personas")[:RECENT_IDENTIFIES]
+    )
+    return [{"traits": traits, "context": {"personas": personas}} for traits, personas in rows]
 
 
 @dataclass(frozen=True)

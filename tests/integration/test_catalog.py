@@ -15,9 +15,11 @@ from itertools import pairwise
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from destinations import tasks
-from destinations.models import Destination, TalonAttribute
+from destinations.models import Destination, InboundEvent, TalonAttribute
+from destinations.selectors.catalog import recent_identifies
 from destinations.services import catalog
 from destinations.talon_one import MANAGEMENT_REQUEST_INTERVAL_SECONDS
 from talon_sandbox.server import DEFAULT_MANAGEMENT_KEYS
@@ -269,3 +271,43 @@ def test_odd_attributes_are_kept_within_the_columns(make_destination):
     assert list(shop.talon_attributes.values_list("name", "type", "title", "talon_id")) == [
         ("plan", "string", "", None)
     ]
+
+
+# The identify calls the traits seen are read from.
+
+
+def stored(destination: Destination, type_: str, payload: dict) -> None:
+    InboundEvent.objects.create(
+        destination=destination,
+        message_id=f"m-{InboundEvent.objects.count()}",
+        type=type_,
+        payload=payload,
+        timestamp=timezone.now(),
+        status=InboundEvent.Status.DELIVERED,
+    )
+
+
+def test_traits_are_read_from_the_newest_identify_calls_among_the_newest_events(
+    make_destination, monkeypatch, django_assert_num_queries
+):
+    monkeypatch.setattr("destinations.selectors.catalog.RECENT_EVENTS", 4)
+    monkeypatch.setattr("destinations.selectors.catalog.RECENT_IDENTIFIES", 2)
+    shop = make_destination()
+    other = make_destination(slug="other")
+    stored(shop, "identify", {"traits": {"too_old": 1}})
+    stored(shop, "identify", {"traits": {"a": 1}})
+    stored(shop, "track", {"properties": {"p": 1}})
+    personas = {"computation_key": "vip", "computation_class": "audience"}
+    stored(shop, "identify", {"traits": {"vip": True}, "context": {"personas": personas}})
+    stored(other, "identify", {"traits": {"elsewhere": 1}})
+    stored(shop, "identify", {"traits": "not an object"})
+
+    with django_assert_num_queries(1):
+        read = recent_identifies(shop)
+
+    assert read == [
+        {"traits": "not an object", "context": {"personas": None}},
+        {"traits": {"vip": True}, "context": {"personas": personas}},
+    ]
+    monkeypatch.setattr("destinations.selectors.catalog.RECENT_IDENTIFIES", 10)
+    assert [event["traits"] for event in recent_identifies(shop)][2:] == [{"a": 1}]
