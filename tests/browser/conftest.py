@@ -8,6 +8,7 @@ README shows them); without, they take none, so a run leaves git clean."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from destinations.models import AttributeMapping, Destination
@@ -33,13 +35,7 @@ from tests.e2e.conftest import (
     start_web,
     worker_process,
 )
-from tests.security.conftest import (  # noqa: F401 (fixtures)
-    PASSWORD,
-    make_user,
-    marketer,
-    operator,
-    roles,
-)
+from tests.security.conftest import PASSWORD, roles  # noqa: F401 (roles: a fixture)
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 WIDTH = 1280
@@ -129,6 +125,36 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
 
 
 @pytest.fixture
+def account(request: pytest.FixtureRequest) -> Callable[[str, str], User]:
+    """A person's account as the README says to add one: `manage.py create_user`."""
+    request.getfixturevalue("roles")  # the groups, put back after the last test's flush
+
+    def create(username: str, role: str) -> User:
+        call_command(
+            "create_user",
+            username,
+            "--role",
+            role,
+            "--password-stdin",
+            stdin=io.StringIO(PASSWORD + "\n"),
+            stdout=io.StringIO(),
+        )
+        return User.objects.get(username=username)
+
+    return create
+
+
+@pytest.fixture
+def marketer(account: Callable[[str, str], User]) -> User:
+    return account("mia", "marketer")
+
+
+@pytest.fixture
+def operator(account: Callable[[str, str], User]) -> User:
+    return account("otto", "operator")
+
+
+@pytest.fixture
 def log_in(page: Page) -> Callable[[User], Page]:
     """Through the admin's login form, as a person would."""
 
@@ -167,4 +193,7 @@ def make_shop(stack: Stack, transactional_db: None) -> Callable[..., Destination
 def screenshot(page: Page, name: str) -> None:
     """The whole page, for the README; only when asked (SCREENSHOTS=1)."""
     if os.environ.get("SCREENSHOTS") == "1":
+        # From the top: the admin's sidebar is sticky, and would be drawn where
+        # the page was scrolled to (a redirect to an anchor scrolls it).
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
