@@ -115,6 +115,14 @@ def test_the_audit_log_shows_what_happened(stack: Stack, make_shop, operator, lo
     expect(dashboard.locator("svg").first).to_be_visible()
     screenshot(page, "dashboard")
 
+    page.fill("#id_customer_integration_id", "grace-42")
+    page.get_by_role("button", name="Show").click()
+    values = page.locator(".customer-values")
+    expect(values.locator("tr").filter(has_text="email")).to_contain_text("grace@example.com")
+    expect(values.locator("tr").filter(has_text="plan")).to_contain_text("platinum")
+    expect(values).not_to_contain_text("eighty-five")  # dropped: never sent
+    screenshot(page, "customer")
+
     page.goto("/admin/destinations/inboundevent/")
     rows = page.locator("#result_list tbody tr")
     expect(rows).to_have_count(5)
@@ -127,6 +135,12 @@ def test_the_audit_log_shows_what_happened(stack: Stack, make_shop, operator, lo
     page.get_by_role("link", name="Failed", exact=True).click()
     expect(rows).to_have_count(1)
     screenshot(page, "failed-events")
+
+    page.goto("/admin/destinations/inboundevent/")
+    page.fill("#searchbar", "grace@example.com")  # a trait, not only userId or messageId
+    page.press("#searchbar", "Enter")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("grace-42")
 
     page.goto("/admin/destinations/deliveryattempt/")
     screenshot(page, "delivery-attempts")
