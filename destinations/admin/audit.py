@@ -7,11 +7,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.models import LogEntry
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -90,11 +91,15 @@ class AnswerFilter(admin.SimpleListFilter):
 
 
 class AuditChangeList(ChangeList):
-    """Lists read what their columns show; the detail page still reads everything."""
+    """Lists read what their columns show; the detail page still reads everything.
+    The destination's slug comes joined in: loading the destination itself would
+    decrypt its keys and secrets for every row."""
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
         queryset = super().get_queryset(request, exclude_parameters)
-        return queryset.defer(*self.model_admin.deferred_on_list)
+        return queryset.defer(*self.model_admin.deferred_on_list).annotate(
+            destination_slug_value=F("destination__slug")
+        )
 
 
 class AuditListAdmin(ReadOnlyAdmin):
@@ -106,6 +111,20 @@ class AuditListAdmin(ReadOnlyAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return AuditChangeList
+
+    def action_checkbox(self, obj: Any) -> SafeString:
+        # Django renders each row's box through the form widget templates (about
+        # 0.5 ms a row); the same markup, formatted directly.
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            f"Select this object for an action - {obj}",
+        )
+
+    @admin.display(description="destination")
+    def destination_slug(self, obj: Any) -> str:
+        return obj.destination_slug_value
 
 
 @admin.register(InboundEvent)
@@ -119,7 +138,6 @@ class InboundEventAdmin(AuditListAdmin):
         "message_short",
         "request_short",
         "reason_short",
-        "attempts",
         "destination_slug",
     ]
     list_filter = [
@@ -137,7 +155,6 @@ class InboundEventAdmin(AuditListAdmin):
     sortable_by = ["received_at"]
     deferred_on_list = ("payload", "attributes", "call")
     actions = ["redeliver"]
-    list_select_related = ["destination"]
     fields = [
         "destination",
         "message_id",
@@ -187,10 +204,6 @@ class InboundEventAdmin(AuditListAdmin):
     @admin.display(description="reason")
     def reason_short(self, obj: InboundEvent) -> SafeString | str:
         return short(obj.reason, 60)
-
-    @admin.display(description="destination")
-    def destination_slug(self, obj: InboundEvent) -> str:
-        return obj.destination.slug
 
     @admin.display(description="attributes sent")
     def attributes_pretty(self, obj: InboundEvent) -> SafeString:
@@ -286,14 +299,15 @@ class InboundEventAdmin(AuditListAdmin):
 class DeliveryAttemptAdmin(AuditListAdmin):
     """The request URL holds the destination's base URL: only operators see it whole."""
 
+    # Short headers: the list fits 1280 px beside the sidebar and the filters.
     list_display = [
         "created_at",
         "profiles",
-        "response_status",
+        "http_status",
         "outcome_shown",
         "error_shown",
-        "duration_ms",
-        "attempt_number",
+        "duration",
+        "try_number",
         "destination_slug",
     ]
     list_filter = [
@@ -304,12 +318,11 @@ class DeliveryAttemptAdmin(AuditListAdmin):
     ]
     search_fields = ["integration_id"]
     search_help_text = "Exact integrationId (userId)."
-    sortable_by = ["created_at", "duration_ms"]
+    sortable_by = ["created_at", "duration"]
     hidden_from_marketers = frozenset({"url"})  # they see its path only
     # Request bodies reach 60 KB (1,000 profiles); the error column reads
     # response_body (at most 4,000 characters) only for answers without an error text.
     deferred_on_list = ("request_body",)
-    list_select_related = ["destination"]
     fields = [
         "created_at",
         "destination",
@@ -353,13 +366,21 @@ class DeliveryAttemptAdmin(AuditListAdmin):
         status = {"success": "delivered", "retry": "pending"}.get(obj.outcome, obj.outcome)
         return status_badge(status, obj.get_outcome_display().lower())
 
+    @admin.display(description="HTTP")
+    def http_status(self, obj: DeliveryAttempt) -> int | str:
+        return obj.response_status or "-"
+
+    @admin.display(description="ms", ordering="duration_ms")
+    def duration(self, obj: DeliveryAttempt) -> int:
+        return obj.duration_ms
+
+    @admin.display(description="try")
+    def try_number(self, obj: DeliveryAttempt) -> int:
+        return obj.attempt_number
+
     @admin.display(description="error")
     def error_shown(self, obj: DeliveryAttempt) -> SafeString | str:
         return short(attempt_error(obj), 100) or "-"
-
-    @admin.display(description="destination")
-    def destination_slug(self, obj: DeliveryAttempt) -> str:
-        return obj.destination.slug
 
     @admin.display(description="profile(s)")
     def profiles(self, obj: DeliveryAttempt) -> SafeString | str:

@@ -15,8 +15,11 @@ from django.utils.safestring import SafeString
 from destinations.admin.common import cut
 from destinations.selectors import audit
 
-# Pages count at most this many rows; past it the list says "more than".
-COUNT_CAP = 10_000
+# Lists count at most this many matches (10 pages) and say "more than" past it:
+# counting 10,000 matches of a filter that keeps one row in ten reads 100,000
+# rows (70 ms at 1,000,000 events), 1,000 read a tenth of that. Filters, search
+# and the CSV export (uncapped) reach the rest.
+COUNT_CAP = 1_000
 
 # Text and a symbol always say the status; the colour only repeats it.
 STATUS_SYMBOLS = {"delivered": "✓", "failed": "✗", "pending": "…", "skipped": "○"}

@@ -88,9 +88,13 @@ def test_the_event_list_reads_no_payload(login, operator, rows, django_assert_ma
     with django_assert_max_num_queries(12) as captured:
         client.get(EVENTS)
 
-    listed = [q["sql"] for q in captured.captured_queries if "ORDER BY" in q["sql"]]
+    listed = [q["sql"] for q in captured.captured_queries if "inboundevent" in q["sql"]]
     assert listed
-    assert all('"payload"' not in sql and '"attributes"' not in sql for sql in listed)
+    for sql in listed:
+        assert '"payload"' not in sql
+        assert '"attributes"' not in sql
+        # The destination's slug is joined in; loading the destination would decrypt its key.
+        assert '"api_key"' not in sql
 
 
 @pytest.mark.parametrize("query", ["", "?outcome__exact=retry", "?response_status=5xx", "?q=u1"])
