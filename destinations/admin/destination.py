@@ -281,7 +281,12 @@ class DestinationAdmin(
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Destination]:
-        return audit.with_event_counts(super().get_queryset(request))
+        destinations = super().get_queryset(request)
+        # The counts are the list's columns: the destination's own page needs none.
+        match = request.resolver_match
+        if match is not None and match.url_name == "destinations_destination_changelist":
+            return audit.with_event_counts(destinations)
+        return destinations
 
     def get_list_display(self, request: HttpRequest) -> list[str]:
         if manages_connection(request):

@@ -7,6 +7,7 @@ import importlib
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, Destination, InboundEvent
@@ -188,3 +189,13 @@ def test_an_index_serves_each_filter_and_search(rows, make, index):
     queryset = make(InboundEvent.objects.order_by("-id"))[:100]
 
     assert index in plan(queryset)
+
+
+def test_the_destination_page_does_not_count_events(login, operator, rows):
+    destination, _ = rows
+
+    with CaptureQueriesContext(connection) as captured:
+        response = login(operator).get(f"{DESTINATIONS}{destination.pk}/change/")
+
+    assert response.status_code == 200
+    assert not [q for q in captured.captured_queries if "pending_count" in q["sql"]]
