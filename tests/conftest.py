@@ -154,9 +154,13 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     database and the Celery queue after it. A process forked after the settings
     were read (mutmut forks one per mutant) takes names of its own here."""
     from django.conf import settings
+    from django.contrib.contenttypes.models import ContentType
 
     from integration_site.celery import app
 
+    # A second run in one process (mutmut's clean run after its stats run) has
+    # a new database: content type ids cached from the first would be wrong.
+    ContentType.objects.clear_cache()
     pid = str(os.getpid())
     test = settings.DATABASES["default"]["TEST"]
     test["NAME"] = re.sub(r"\d+(?=(\.sqlite3)?$)", pid, test["NAME"])

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from segment.analytics import Client as SegmentClient
+from segment.analytics import request as segment_request
 
 from destinations.models import Destination, InboundEvent
 from destinations.services import tracking
@@ -40,7 +41,18 @@ def call(client, path, body, headers=None, raw=None):
     )
 
 
-def test_the_real_segment_sdk_delivers_identifies_here(destination, live_server):
+@pytest.fixture
+def segment_connections():
+    """The SDK keeps its connection to the live server open (one module-wide
+    session), and with it the server thread that holds a database connection:
+    the test database could not be dropped after the run. Closed after the test."""
+    yield
+    segment_request._session.close()
+
+
+def test_the_real_segment_sdk_delivers_identifies_here(
+    destination, live_server, segment_connections
+):
     sdk = SegmentClient(WRITE_KEY, host=live_server.url, sync_mode=True, gzip=True, max_retries=0)
     errors = []
     sdk.on_error = lambda error, batch: errors.append(error)
