@@ -33,6 +33,20 @@ SIDEWAYS = """() => Math.max(
         .map(e => e.scrollWidth - e.clientWidth))"""
 
 
+# Pairs of a dashboard chart's labels that cover each other.
+OVERLAPPING_LABELS = """() => [...document.querySelectorAll('#dashboard svg')].flatMap(svg => {
+    const texts = [...svg.querySelectorAll('text')];
+    const boxes = texts.map(t => t.getBoundingClientRect());
+    const pairs = [];
+    boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b, k) => {
+        if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) {
+            pairs.push([texts[i].textContent, texts[i + 1 + k].textContent]);
+        }
+    }));
+    return pairs;
+})"""
+
+
 def status_of(user_id: str) -> str:
     return InboundEvent.objects.get(user_id=user_id).status
 
@@ -151,11 +165,6 @@ def test_the_audit_log_shows_what_happened(stack: Stack, make_shop, operator, lo
     expect(rejected.first).to_contain_text("Talon.One answered 400: customer profile 'mallory-13'")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="at 1280 px with the sidebar open the event list scrolls 109 px sideways and the "
-    "attempt list 145 px (issue #13: readable at 1280 px without horizontal scrolling)",
-)
 def test_pages_fit_1280_px(stack: Stack, make_shop, operator, log_in):
     """Readable at 1280 px, the admin's sidebar open as it is by default: neither
     the page nor a list scrolls sideways."""
@@ -174,6 +183,18 @@ def test_pages_fit_1280_px(stack: Stack, make_shop, operator, log_in):
         page.goto(path)
         overflows[path] = page.evaluate(SIDEWAYS)
     assert overflows == dict.fromkeys(overflows, 0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the dashboard's 7-day chart is too narrow for its day labels at 1280 px: "
+    "'Fri 20', 'Sat 21', ... are drawn over each other",
+)
+def test_dashboard_labels_do_not_overlap(stack: Stack, make_shop, operator, log_in):
+    send_a_mix(stack, make_shop())
+    page = log_in(operator)
+    expect(page.locator("#dashboard svg").first).to_be_visible()
+    assert page.evaluate(OVERLAPPING_LABELS) == []
 
 
 def send_a_mix(stack: Stack, destination: Destination) -> None:
