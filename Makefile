@@ -7,7 +7,7 @@ SANDBOX_PORT ?= 8010
 HOST ?= 127.0.0.1
 export WEB_PORT SANDBOX_PORT HOST
 
-.PHONY: install system-packages run test screenshots mutation lint format check-deploy bench clean
+.PHONY: install system-packages run test screenshots mutation lint format check-deploy bench bench-admin clean
 
 install: $(VENV)/.installed
 
@@ -67,3 +67,8 @@ clean:
 
 bench: install
 	$(BIN)/python bench/burst.py --profiles $(or $(PROFILES),100000)
+
+# The audit log's pages at 1,000,000 events: PostgreSQL only (DATABASE_URL names the
+# server; the benchmark creates a database of its own beside it).
+bench-admin: install
+	$(BIN)/python bench/admin_pages.py
