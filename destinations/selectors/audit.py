@@ -99,11 +99,6 @@ def search_events(events: QuerySet[InboundEvent], term: str) -> QuerySet[Inbound
     return events.alias(**aliases).filter(match)
 
 
-def event_list(events: QuerySet[InboundEvent]) -> QuerySet[InboundEvent]:
-    """What a list page reads: no payload, attributes or call (they can be large)."""
-    return events.defer("payload", "attributes", "call")
-
-
 def with_event_counts(destinations: QuerySet[Destination]) -> QuerySet[Destination]:
     """Pending and failed counts per destination, each a subquery on the
     (destination, status, ...) index instead of a COUNT over a join of every event."""

@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from destinations.admin import display
-from destinations.models import Destination, InboundEvent
+from destinations.models import DeliveryAttempt, Destination, InboundEvent
 from destinations.selectors import audit
 from destinations.services import mapping
 from destinations.services.ingest import FUTURE_NOTE
@@ -374,3 +374,72 @@ def test_people_without_the_audit_log_get_no_export(login, make_user, destinatio
     nobody = make_user("nobody")
 
     assert login(nobody).get(EXPORT_URL).status_code == 403
+
+
+def test_the_notes_table_finds_values_in_context_traits_and_properties(
+    login, operator, destination
+):
+    shown = event(
+        destination,
+        "m1",
+        type="track",
+        payload={"properties": {"total": "12,5"}, "context": {"traits": {"tier": [1, {}]}}},
+        notes=[
+            {"attribute": "total", "reason": "cannot be sent as number: x; dropped"},
+            {"attribute": "tier", "reason": mapping.NOT_LISTED},
+            "not a note",
+        ],
+    )
+
+    page = login(operator).get(f"{LIST_URL}{shown.pk}/change/").content.decode()
+
+    assert "<td>total</td><td><code>&quot;12,5&quot;</code></td>" in page
+    assert "<td>tier</td><td><code>[1, {}]</code></td>" in page
+    assert "not a note" not in page
+
+
+def test_a_note_for_a_value_not_in_the_payload_shows_a_dash(login, operator, destination):
+    shown = event(destination, "m1", payload=["not", "an", "object"], notes=[DROPPED_NOTE])
+
+    page = login(operator).get(f"{LIST_URL}{shown.pk}/change/").content.decode()
+
+    assert "<td>age</td><td><code>—</code></td>" in page
+
+
+# The attempt list and page.
+
+ATTEMPTS_URL = "/admin/destinations/deliveryattempt/"
+
+
+def attempt(destination: Destination, status: int | None, **fields) -> DeliveryAttempt:
+    values = {
+        "profile_count": 1, "method": "PUT", "url": f"{BASE_URL}/v2/customer_profiles/u1",
+        "request_body": {"attributes": {"plan": "gold"}}, "response_status": status,
+        "duration_ms": 5, "attempt_number": 1, "outcome": DeliveryAttempt.Outcome.FAILED,
+    }  # fmt: skip
+    values.update(fields)
+    return DeliveryAttempt.objects.create(destination=destination, **values)
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"), [("2xx", [204]), ("4xx", [401]), ("5xx", [503]), ("none", [None])]
+)
+def test_attempts_filter_by_the_class_of_answer(login, operator, destination, choice, expected):
+    for status in (204, 401, 503, None):
+        attempt(destination, status, error="" if status else "Could not connect to Talon.One")
+
+    response = login(operator).get(ATTEMPTS_URL, {"response_status": choice})
+
+    assert [a.response_status for a in response.context["cl"].result_list] == expected
+
+
+def test_an_attempts_page_shows_the_body_and_links_to_its_events(login, marketer, destination):
+    sent = attempt(destination, 401, error="Talon.One answered 401: unauthorized")
+    sent.events.add(event(destination, "m1"))
+
+    page = login(marketer).get(f"{ATTEMPTS_URL}{sent.pk}/change/").content.decode()
+
+    assert "&quot;plan&quot;: &quot;gold&quot;" in page
+    assert f"{LIST_URL}?delivery_attempts__id__exact={sent.pk}" in page
+    assert "Talon.One answered 401: unauthorized" in page
+    assert BASE_URL not in page
