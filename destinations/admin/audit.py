@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -33,7 +32,13 @@ from destinations.admin.common import (
     manages_connection,
     pretty,
 )
-from destinations.admin.display import CappedPaginator, notes_table, short, status_badge
+from destinations.admin.display import (
+    CappedPaginator,
+    notes_table,
+    path_only,
+    short,
+    status_badge,
+)
 from destinations.models import (
     DeliveryAttempt,
     InboundEvent,
@@ -111,6 +116,21 @@ class AuditListAdmin(ReadOnlyAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return AuditChangeList
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}_export"
+        export_url = path("export/", self.admin_site.admin_view(self.export_view), name=name)
+        return [export_url, *super().get_urls()]
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """The list as filtered and searched on screen, as CSV (every match, not a page)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest("Unknown filter.")
+        return export.as_csv(changelist.queryset)
 
     def action_checkbox(self, obj: Any) -> SafeString:
         # Django renders each row's box through the form widget templates (about
@@ -238,7 +258,6 @@ class InboundEventAdmin(AuditListAdmin):
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         return [
-            path("export/", view(self.export_view), name="destinations_inboundevent_export"),
             path(
                 "<path:object_id>/redeliver/",
                 view(self.redeliver_view),
@@ -256,16 +275,6 @@ class InboundEventAdmin(AuditListAdmin):
     ) -> HttpResponse:
         context = {**(extra_context or {}), "can_redeliver": self.has_redeliver_permission(request)}
         return super().change_view(request, object_id, form_url, context)
-
-    def export_view(self, request: HttpRequest) -> HttpResponse:
-        """The list as filtered and searched on screen, as CSV."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        try:
-            changelist = self.get_changelist_instance(request)
-        except IncorrectLookupParameters:
-            return HttpResponseBadRequest("Unknown filter.")
-        return export.events_csv(changelist.queryset)
 
     def redeliver_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
@@ -348,7 +357,7 @@ class DeliveryAttemptAdmin(AuditListAdmin):
         attempt = super().get_object(request, object_id, from_field)
         if attempt is not None and not manages_connection(request):
             # Never saved: the audit log is read-only.
-            attempt.url = _path_only(attempt.url)
+            attempt.url = path_only(attempt.url)
         return attempt
 
     def get_search_results(
@@ -409,11 +418,6 @@ def attempt_error(attempt: DeliveryAttempt) -> str:
         return ""
     message = read_error(attempt.response_body)
     return f"Talon.One answered {attempt.response_status}" + (f": {message}" if message else "")
-
-
-def _path_only(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 @admin.register(LogEntry)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
@@ -49,6 +50,12 @@ def status_badge(status: str, label: str) -> SafeString:
         STATUS_SYMBOLS.get(status, ""),
         label,
     )
+
+
+def path_only(url: str) -> str:
+    """A request's URL without the destination's base URL (marketers never see it)."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def short(text: str, limit: int) -> SafeString | str:

@@ -12,7 +12,8 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from destinations.models import InboundEvent
+from destinations.admin.display import path_only
+from destinations.models import DeliveryAttempt, InboundEvent
 from destinations.selectors import audit
 
 EVENT_COLUMNS = [
@@ -29,6 +30,21 @@ EVENT_COLUMNS = [
     "delivered_at",
     "dropped",
     "notes",
+]
+ATTEMPT_COLUMNS = [
+    "id",
+    "created_at",
+    "destination",
+    "integration_id",
+    "profiles",
+    "method",
+    "path",
+    "response_status",
+    "outcome",
+    "error",
+    "duration_ms",
+    "attempt_number",
+    "task_id",
 ]
 CHUNK = 2000
 
@@ -77,10 +93,36 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def events_csv(events: QuerySet[InboundEvent]) -> StreamingHttpResponse:
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response = StreamingHttpResponse(
-        _lines(EVENT_COLUMNS, _event_rows(events)), content_type="text/csv; charset=utf-8"
+def _attempt_rows(attempts: QuerySet[DeliveryAttempt]) -> Iterator[list[Any]]:
+    rows = attempts.values_list(
+        "id",
+        "created_at",
+        "destination__slug",
+        "integration_id",
+        "profile_count",
+        "method",
+        "url",
+        "response_status",
+        "outcome",
+        "error",
+        "duration_ms",
+        "attempt_number",
+        "task_id",
     )
-    response["Content-Disposition"] = f'attachment; filename="inbound-events-{stamp}.csv"'
+    for id_, created_at, slug, integration_id, profiles, method, url, *rest in rows.iterator(
+        chunk_size=CHUNK
+    ):
+        # The path only: the base URL is the destination's, which marketers never see.
+        yield [id_, created_at, slug, integration_id, profiles, method, path_only(url), *rest]
+
+
+def as_csv(rows: QuerySet[Any]) -> StreamingHttpResponse:
+    """An audit list as a CSV download."""
+    if rows.model is DeliveryAttempt:
+        name, lines = "delivery-attempts", _lines(ATTEMPT_COLUMNS, _attempt_rows(rows))
+    else:
+        name, lines = "inbound-events", _lines(EVENT_COLUMNS, _event_rows(rows))
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
     return response

@@ -443,3 +443,24 @@ def test_an_attempts_page_shows_the_body_and_links_to_its_events(login, marketer
     assert f"{LIST_URL}?delivery_attempts__id__exact={sent.pk}" in page
     assert "Talon.One answered 401: unauthorized" in page
     assert BASE_URL not in page
+
+
+def test_the_attempt_list_exports_its_filtered_rows_with_paths_only(login, marketer, destination):
+    attempt(destination, 503, error="Talon.One answered 503: down", task_id="t-1")
+    attempt(destination, 204, outcome=DeliveryAttempt.Outcome.SUCCESS)
+    client = login(marketer)
+
+    page = client.get(ATTEMPTS_URL, {"response_status": "5xx"}).content.decode()
+    response = client.get(f"{ATTEMPTS_URL}export/", {"response_status": "5xx"})
+    text = b"".join(response.streaming_content).decode()
+
+    assert (
+        f'href="{ATTEMPTS_URL}export/?response_status=5xx" class="viewlink">Export CSV</a>' in page
+    )
+    assert response["Content-Disposition"].startswith('attachment; filename="delivery-attempts-')
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["response_status"], r["error"], r["path"], r["task_id"]) for r in rows] == [
+        ("503", "Talon.One answered 503: down", "/v2/customer_profiles/u1", "t-1")
+    ]
+    for secret in (API_KEY, BASE_URL, "talon.one/"):
+        assert secret not in text
