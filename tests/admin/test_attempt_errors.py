@@ -8,7 +8,9 @@ import pytest
 from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent
-from destinations.services import delivery
+from destinations.services import delivery, outbox
+from destinations.talon_one import Outcome as Answer
+from destinations.talon_one import Result
 from tests.conftest import identify
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +113,34 @@ def test_attempts_recorded_without_the_message_show_it_from_the_answer(
     page = login(operator).get(LIST_URL).content.decode()
 
     assert error_cells(page) == [shown]
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error", "recorded"),
+    [
+        (200, "", "", "audience created"),
+        (299, "", "", "audience created"),
+        (300, "", "", "Talon.One answered 300; audience created"),
+        (199, "", "", "Talon.One answered 199; audience created"),
+        (409, "slow down", "", "Talon.One answered 409: slow down; audience created"),
+        (None, "", "Timed out", "Timed out; audience created"),
+    ],
+)
+def test_each_attempt_records_what_went_wrong_beside_its_note(
+    make_destination, status, message, error, recorded
+):
+    destination = make_destination()
+    event = InboundEvent.objects.create(
+        destination=destination, message_id="m1", type="identify", user_id="u1", payload={},
+        timestamp=timezone.now(), status=InboundEvent.Status.PENDING,
+    )  # fmt: skip
+    result = Result(
+        method="POST", url="https://x/v2/audiences", body={}, outcome=Answer.SUCCESS,
+        status=status, response_body="", error=error, duration_ms=1, message=message,
+    )  # fmt: skip
+
+    outbox.Sender(destination, "task", "holder", 1).record(
+        [event], result, DeliveryAttempt.Outcome.SUCCESS, "audience created"
+    )
+
+    assert DeliveryAttempt.objects.get().error == recorded
