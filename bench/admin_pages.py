@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 100.0
@@ -228,7 +228,7 @@ def pages(ids: dict[str, int]) -> list[tuple[str, str]]:
         .values_list("pk", "message_id", "user_id")
         .get()
     )
-    week_ago = (timezone.localdate() - timedelta(days=7)).isoformat()
+    week_ago = quote((timezone.now() - timedelta(days=7)).isoformat())
     attempt = DeliveryAttempt.objects.order_by("-id").values_list("pk", flat=True).first()
     events = "/admin/destinations/inboundevent/"
     return [

@@ -63,7 +63,7 @@ def assert_cheap(queries) -> None:
         "?mapping_notes=any",
         "?destination__id__exact={pk}",
         "?destination__id__exact={pk}&status__exact=failed",
-        "?received_at__gte=2020-01-01",
+        "?received_at__gte=2020-01-01+00%3A00%3A00%2B00%3A00",
         "?q=u7",
         "?q=u7@example.com",
         "?o=1",
