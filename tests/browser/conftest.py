@@ -20,7 +20,7 @@ import pytest
 import requests
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from destinations.models import AttributeMapping, Destination
 from talon_sandbox.client import SandboxClient
@@ -36,6 +36,9 @@ from tests.e2e.conftest import (
     worker_process,
 )
 from tests.security.conftest import PASSWORD, roles  # noqa: F401 (roles: a fixture)
+
+# A loaded machine (CI has two cores) may take longer than Playwright's 5 s.
+expect.set_options(timeout=15_000)
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 WIDTH = 1280
