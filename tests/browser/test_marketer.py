@@ -63,6 +63,17 @@ def test_marketer_checks_rows_adds_one_previews_and_sees_no_key(
     screenshot(page, "preview")
     assert len(stack.sandbox.requests_log()) == sent  # a preview sends nothing
 
+    page.get_by_role("button", name="Ask Talon.One (dry run)").click()
+    expect(page.locator("#dry-run")).to_contain_text("Accepted")
+    assert_no_secret(stack, page)
+    assert "firstName" not in stack.sandbox.profile("lin-3")["attributes"]  # dry: not stored
+
+    # Where the connection's URL could show: the attempts (their path only).
+    page.goto("/admin/destinations/deliveryattempt/")
+    page.locator("#result_list tbody tr a").first.click()
+    expect(page.locator("body")).to_contain_text("/v2/customer_profiles")
+    assert_no_secret(stack, page)
+
 
 def assert_no_secret(stack: Stack, page: Page) -> None:
     html = page.content()
