@@ -1,6 +1,7 @@
 """An operator in a real browser: a wrong API key found with the connection
 test and fixed, a failed delivery found by userId and redelivered from its
-page, and the audit log exported as CSV."""
+page, and the audit log exported as CSV; the dashboard, the customer view and
+the audit lists as they read at 1280 px."""
 
 from __future__ import annotations
 
