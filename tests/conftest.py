@@ -68,6 +68,14 @@ def pending_profile_update(
     )
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache() -> None:
+    """The process's cache (the dashboard's counts) holds nothing from another test."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[SandboxServer]:
     with running_sandbox(attributes=CATALOGUE) as server:

@@ -4,8 +4,10 @@ chart has its numbers as text (axis, totals, a legend) and each bar a tooltip.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -25,7 +27,7 @@ HEIGHT = 110  # of the bars' area
 BOTTOM = 22  # room for the time labels
 
 
-def dashboard(activities: list[Activity]) -> SafeString:
+def dashboard(activities: list[Activity], counted_at: datetime) -> SafeString:
     if not activities:
         return format_html("<p>{}</p>", "No destinations yet.")
     legend = format_html_join(
@@ -37,7 +39,8 @@ def dashboard(activities: list[Activity]) -> SafeString:
     sections = format_html_join("", "{}", ((_destination(a),) for a in activities))
     return format_html(
         '<p class="help">Events received per hour (last 24 hours) and per day (last 7 days), '
-        "by their status now. {}</p>{}",
+        "by their status at {} (counted at most once a minute). {}</p>{}",
+        date_format(timezone.localtime(counted_at), "TIME_FORMAT"),
         legend,
         sections,
     )

@@ -6,7 +6,7 @@ from django.utils.safestring import SafeString
 from destinations.admin import refused_table
 from destinations.admin.dashboard import dashboard
 from destinations.selectors import recently_refused
-from destinations.selectors.dashboard import activity
+from destinations.selectors.dashboard import recent_activity
 
 register = template.Library()
 
@@ -20,7 +20,8 @@ def refused_attributes_table() -> SafeString:
 
 @register.simple_tag
 def activity_dashboard() -> SafeString:
-    return dashboard(activity())
+    counted_at, activities = recent_activity()
+    return dashboard(activities, counted_at)
 
 
 @register.simple_tag(takes_context=True)

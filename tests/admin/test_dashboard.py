@@ -7,6 +7,7 @@ import pytest
 
 from destinations.admin.dashboard import _duration, dashboard
 from destinations.models import Destination, InboundEvent
+from destinations.selectors import dashboard as counts
 from destinations.selectors.dashboard import activity
 
 pytestmark = pytest.mark.django_db
@@ -71,7 +72,7 @@ def test_counts_per_hour_and_day_by_status(destinations, django_assert_max_num_q
 
 
 def test_the_charts_say_their_numbers_in_text(destinations):
-    html = dashboard(activity(NOW))
+    html = dashboard(activity(NOW), NOW)
 
     assert "<h3>Shop</h3>" in html
     assert "<h3>Quiet</h3>" in html
@@ -92,7 +93,7 @@ def test_the_charts_say_their_numbers_in_text(destinations):
 
 
 def test_bars_are_scaled_to_the_busiest_bucket(destinations):
-    html = dashboard(activity(NOW))
+    html = dashboard(activity(NOW), NOW)
 
     # The busiest hour (2 delivered) fills the 110 px; the one failed event, half of it.
     assert 'height="110" fill="#2e7d32"' in html
@@ -100,7 +101,7 @@ def test_bars_are_scaled_to_the_busiest_bucket(destinations):
 
 
 def test_no_destinations_no_charts(db):
-    assert dashboard(activity(NOW)) == "<p>No destinations yet.</p>"
+    assert dashboard(activity(NOW), NOW) == "<p>No destinations yet.</p>"
 
 
 @pytest.mark.parametrize(
@@ -115,3 +116,22 @@ def test_no_destinations_no_charts(db):
 )
 def test_ages_read_in_a_unit_that_fits(age, shown):
     assert _duration(age) == shown
+
+
+def test_the_index_counts_at_most_once_a_minute(
+    destinations, monkeypatch, django_assert_num_queries, django_assert_max_num_queries
+):
+    with monkeypatch.context() as patched:
+        patched.setattr(counts, "CACHE_SECONDS", 0)  # Django's timeout 0: not kept
+        counts.recent_activity()
+        with django_assert_max_num_queries(3) as queries:
+            counts.recent_activity()
+        assert len(queries) == 3
+    counted_at, first = counts.recent_activity()
+    with django_assert_num_queries(0):
+        assert counts.recent_activity() == (counted_at, first)
+
+
+def test_the_index_says_when_it_counted(admin_client, destinations):
+    html = admin_client.get("/admin/").content.decode()
+    assert "counted at most once a minute" in html
