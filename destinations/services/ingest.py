@@ -119,7 +119,7 @@ _TEXT_FIELDS = {
 @dataclass(frozen=True)
 class Limits:
     """How much one request may carry: Segment's destinations send batches of up to
-    4,000 events and 4 MB; its Tracking API (what SDKs send) takes 500 KB."""
+    4,000 events and 4 MB (the Tracking API's own limits are in api/tracking.py)."""
 
     max_request_bytes: int
     max_events: int
@@ -127,10 +127,6 @@ class Limits:
     @classmethod
     def webhooks(cls) -> Limits:
         return cls(settings.INGEST_MAX_REQUEST_BYTES, MAX_EVENTS)
-
-    @classmethod
-    def tracking_api(cls) -> Limits:
-        return cls(settings.TRACKING_API_MAX_REQUEST_BYTES, TRACKING_API_MAX_EVENTS)
 
 
 _ID_FIELDS = ("userId", "anonymousId")
