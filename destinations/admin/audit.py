@@ -13,14 +13,11 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
-    HttpResponseNotAllowed,
 )
-from django.shortcuts import redirect
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -28,8 +25,11 @@ from django.utils.safestring import SafeString
 from destinations.admin import export
 from destinations.admin.common import (
     ReadOnlyAdmin,
+    admin_page,
+    back_to_change_page,
     cut,
     manages_connection,
+    object_or_404,
     pretty,
 )
 from destinations.admin.display import (
@@ -118,9 +118,7 @@ class AuditListAdmin(ReadOnlyAdmin):
         return AuditChangeList
 
     def get_urls(self) -> list[URLPattern]:
-        name = f"{self.opts.app_label}_{self.opts.model_name}_export"
-        export_url = path("export/", self.admin_site.admin_view(self.export_view), name=name)
-        return [export_url, *super().get_urls()]
+        return [admin_page(self, "export/", "export", self.export_view), *super().get_urls()]
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
         """The list as filtered and searched on screen, as CSV (every match, not a page)."""
@@ -256,15 +254,10 @@ class InboundEventAdmin(AuditListAdmin):
         )
 
     def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view
-        return [
-            path(
-                "<path:object_id>/redeliver/",
-                view(self.redeliver_view),
-                name="destinations_inboundevent_redeliver",
-            ),
-            *super().get_urls(),
-        ]
+        redeliver = admin_page(
+            self, "<path:object_id>/redeliver/", "redeliver", self.redeliver_view, post_only=True
+        )
+        return [redeliver, *super().get_urls()]
 
     def change_view(
         self,
@@ -277,13 +270,9 @@ class InboundEventAdmin(AuditListAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def redeliver_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         if not self.has_redeliver_permission(request):
             raise PermissionDenied
-        event = self.get_object(request, object_id)
-        if event is None:
-            raise Http404
+        event = object_or_404(self, request, object_id)
         count = delivery.redeliver([event])
         if count:
             self.message_user(request, "Queued for redelivery.", messages.SUCCESS)
@@ -293,7 +282,7 @@ class InboundEventAdmin(AuditListAdmin):
                 "Not queued: it is pending already, or has nothing to send to Talon.One.",
                 messages.WARNING,
             )
-        return redirect("admin:destinations_inboundevent_change", event.pk)
+        return back_to_change_page(self, event)
 
     def has_redeliver_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("destinations.redeliver_inboundevent")

@@ -12,21 +12,21 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import URLPattern, path, reverse
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.views.decorators.http import require_POST
 
-from destinations.admin.common import cut
+from destinations.admin.common import admin_page, back_to_change_page, cut, object_or_404
 from destinations.models import Destination
 from destinations.selectors.catalog import CatalogView, RowCheck, Suggestion, catalog_view
 from destinations.services import catalog
 
 ADD_ROWS = "destinations.add_attributemapping"
 TITLE = "Talon.One's attributes"
+SECTION_ID = "talon-one-attributes"
 ADD_FORM = "talon-catalog-add"  # outside the change form: no nested forms, no default button
 NO_KEY = "No Management API key: add a Management API key to check rows against Talon.One."
 
@@ -35,13 +35,21 @@ NO_KEY = "No Management API key: add a Management API key to check rows against 
 # with an attribute name, which is case-sensitive.
 class CatalogMixin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
-        opts = self.model._meta
-        prefix = f"{opts.app_label}_{opts.model_name}"
-        refresh = self.admin_site.admin_view(require_POST(self.catalog_refresh_view))
-        add = self.admin_site.admin_view(require_POST(self.catalog_add_view))
         return [
-            path("<path:object_id>/catalog/refresh/", refresh, name=f"{prefix}_catalog_refresh"),
-            path("<path:object_id>/catalog/add/", add, name=f"{prefix}_catalog_add"),
+            admin_page(
+                self,
+                "<path:object_id>/catalog/refresh/",
+                "catalog_refresh",
+                self.catalog_refresh_view,
+                post_only=True,
+            ),
+            admin_page(
+                self,
+                "<path:object_id>/catalog/add/",
+                "catalog_add",
+                self.catalog_add_view,
+                post_only=True,
+            ),
             *super().get_urls(),
         ]
 
@@ -69,7 +77,7 @@ class CatalogMixin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def catalog_refresh_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        destination = self._catalog_destination(request, object_id)
+        destination = object_or_404(self, request, object_id)
         if not self.has_change_permission(request, destination):
             raise PermissionDenied
         if error := catalog.refresh(destination):
@@ -83,10 +91,10 @@ class CatalogMixin(admin.ModelAdmin):
                 f"Read {count} customer-profile attributes from Talon.One.",
                 messages.SUCCESS,
             )
-        return self._back(destination)
+        return back_to_change_page(self, destination, "#" + SECTION_ID)
 
     def catalog_add_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        destination = self._catalog_destination(request, object_id)
+        destination = object_or_404(self, request, object_id)
         if not (
             request.user.has_perm(ADD_ROWS) and self.has_change_permission(request, destination)
         ):
@@ -105,22 +113,7 @@ class CatalogMixin(admin.ModelAdmin):
                 f"Added the row {row.name} ({row.type}): it is forwarded from now on.",
                 messages.SUCCESS,
             )
-        return self._back(destination)
-
-    def _catalog_destination(self, request: HttpRequest, object_id: str) -> Destination:
-        destination = self.get_object(request, unquote(object_id))
-        if destination is None:
-            raise Http404
-        return destination
-
-    def _back(self, destination: Destination) -> HttpResponseRedirect:
-        opts = self.model._meta
-        url = reverse(
-            f"admin:{opts.app_label}_{opts.model_name}_change",
-            args=[destination.pk],
-            current_app=self.admin_site.name,
-        )
-        return HttpResponseRedirect(url + "#talon-one-attributes")
+        return back_to_change_page(self, destination, "#" + SECTION_ID)
 
 
 def section(destination: Destination, *, can_add: bool) -> SafeString:
@@ -149,7 +142,8 @@ def section(destination: Destination, *, can_add: bool) -> SafeString:
     if destination.catalog_fetched_at is not None:
         parts.append(_engage(view))
     return format_html(
-        '<div id="talon-one-attributes" class="talon-catalog">{}</div>',
+        '<div id="{}" class="talon-catalog">{}</div>',
+        SECTION_ID,
         format_html_join("", "{}", ((part,) for part in parts)),
     )
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.db.models.constants import LOOKUP_SEP
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.views.decorators.http import require_POST
 
 from destinations.models import (
     RefusedAttribute,
@@ -139,3 +140,38 @@ class ReadOnlyAdmin(RoleAwareAdmin):
 
 def pretty(value: Any) -> SafeString:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def admin_page(
+    model_admin: admin.ModelAdmin,
+    route: str,
+    name: str,
+    view: Callable[..., HttpResponse],
+    *,
+    post_only: bool = False,
+) -> URLPattern:
+    """An extra page of a model's admin, named admin:<app>_<model>_<name>. admin_view
+    asks for a staff login and checks CSRF on POSTs; a page that changes something
+    is post_only (405 to anything else), so a link or a prefetch cannot trigger it."""
+    opts = model_admin.model._meta
+    wrapped = model_admin.admin_site.admin_view(require_POST(view) if post_only else view)
+    return path(route, wrapped, name=f"{opts.app_label}_{opts.model_name}_{name}")
+
+
+def object_or_404(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> Any:
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        raise Http404
+    return obj
+
+
+def back_to_change_page(
+    model_admin: admin.ModelAdmin, obj: Any, fragment: str = ""
+) -> HttpResponseRedirect:
+    opts = model_admin.model._meta
+    url = reverse(
+        f"admin:{opts.app_label}_{opts.model_name}_change",
+        args=[obj.pk],
+        current_app=model_admin.admin_site.name,
+    )
+    return HttpResponseRedirect(url + fragment)

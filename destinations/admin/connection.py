@@ -10,11 +10,15 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.forms import ModelForm
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import URLPattern, path, reverse
-from django.views.decorators.http import require_POST
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
 
-from destinations.admin.common import manages_connection
+from destinations.admin.common import (
+    admin_page,
+    back_to_change_page,
+    manages_connection,
+    object_or_404,
+)
 from destinations.models import Destination
 from destinations.services import connection
 
@@ -23,10 +27,14 @@ SAVED_BUT = "Saved, but the connection test failed. "
 
 class ConnectionTestMixin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
-        opts = self.model._meta
-        name = f"{opts.app_label}_{opts.model_name}_test_connection"
-        view = self.admin_site.admin_view(require_POST(self.test_connection_view))
-        return [path("<path:object_id>/test-connection/", view, name=name), *super().get_urls()]
+        page = admin_page(
+            self,
+            "<path:object_id>/test-connection/",
+            "test_connection",
+            self.test_connection_view,
+            post_only=True,
+        )
+        return [page, *super().get_urls()]
 
     def change_view(
         self,
@@ -41,20 +49,11 @@ class ConnectionTestMixin(admin.ModelAdmin):
     def test_connection_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not (manages_connection(request) and self.has_view_or_change_permission(request)):
             raise PermissionDenied
-        destination = self.get_object(request, object_id)
-        if destination is None:
-            raise Http404
+        destination = object_or_404(self, request, object_id)
         result = connection.check(destination)
         level = messages.SUCCESS if result.ok else messages.ERROR
         self.message_user(request, result.message, level)
-        opts = self.model._meta
-        return HttpResponseRedirect(
-            reverse(
-                f"admin:{opts.app_label}_{opts.model_name}_change",
-                args=[destination.pk],
-                current_app=self.admin_site.name,
-            )
-        )
+        return back_to_change_page(self, destination)
 
     def save_model(
         self, request: HttpRequest, obj: Destination, form: ModelForm, change: bool

@@ -8,8 +8,9 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern
 
+from destinations.admin.common import admin_page
 from destinations.selectors.customers import customer
 
 VIEW_EVENTS = "destinations.view_inboundevent"
@@ -17,10 +18,7 @@ VIEW_EVENTS = "destinations.view_inboundevent"
 
 class CustomerMixin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
-        opts = self.model._meta
-        view = self.admin_site.admin_view(self.customer_view)
-        name = f"{opts.app_label}_{opts.model_name}_customer"
-        return [path("customer/", view, name=name), *super().get_urls()]
+        return [admin_page(self, "customer/", "customer", self.customer_view), *super().get_urls()]
 
     def customer_view(self, request: HttpRequest) -> HttpResponse:
         # The values sent are the audit log's data: its readers see them.

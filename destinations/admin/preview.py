@@ -8,12 +8,12 @@ import json
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern
 
+from destinations.admin.common import admin_page, object_or_404
 from destinations.models import Destination
 from destinations.selectors.preview import received_event, recent_events
 from destinations.services import preview
@@ -37,15 +37,11 @@ class PreviewForm(forms.Form):
 
 class PreviewMixin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
-        opts = self.model._meta
-        view = self.admin_site.admin_view(self.preview_view)
-        name = f"{opts.app_label}_{opts.model_name}_preview"
-        return [path("<path:object_id>/preview/", view, name=name), *super().get_urls()]
+        page = admin_page(self, "<path:object_id>/preview/", "preview", self.preview_view)
+        return [page, *super().get_urls()]
 
     def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        destination = self.get_object(request, unquote(object_id))
-        if destination is None:
-            raise Http404
+        destination = object_or_404(self, request, object_id)
         if not self.has_view_permission(request, destination):
             raise PermissionDenied
         can_pick = request.user.has_perm(VIEW_EVENTS)
