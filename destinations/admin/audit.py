@@ -112,6 +112,8 @@ class AuditListAdmin(ReadOnlyAdmin):
 
     paginator = CappedPaginator
     show_full_result_count = False
+    change_list_template = "admin/destinations/audit_change_list.html"
+    change_form_template = "admin/destinations/audit_change_form.html"
     deferred_on_list: tuple[str, ...] = ()
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
