@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from destinations.models import AttributeMapping, Destination
 from talon_sandbox.client import SandboxClient
+from tests.browser.caches import GENERATION_FILE
 from tests.conftest import API_KEY, CATALOGUE, sign
 from tests.e2e.conftest import (
     ROOT,
@@ -51,6 +53,7 @@ class Stack:
     sandbox: SandboxClient
     sandbox_port: int
     processes: list[Process]
+    generation: Path
 
     @property
     def talon_url(self) -> str:
@@ -73,7 +76,13 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("browser")
-    env = {**child_env(), "DJANGO_SETTINGS_MODULE": "tests.browser.settings"}
+    generation = log_dir / "generation"
+    generation.write_text("0")
+    env = {
+        **child_env(),
+        "DJANGO_SETTINGS_MODULE": "tests.browser.settings",
+        GENERATION_FILE: str(generation),
+    }
     processes: list[Process] = []
     try:
         sandbox_process = new_sandbox_process(processes, env, log_dir)
@@ -81,7 +90,7 @@ def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> It
         worker_process(processes, env, log_dir).start()
         web = start_web(processes, env, log_dir)
         port = int(sandbox_process.url.rsplit(":", 1)[1])  # type: ignore[attr-defined]
-        yield Stack(web, sandbox, port, processes)
+        yield Stack(web, sandbox, port, processes, generation)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -98,8 +107,10 @@ def show_output(request: pytest.FixtureRequest, stack: Stack) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def fresh_sandbox(stack: Stack) -> None:
+def fresh_stack(stack: Stack) -> None:
+    """The sandbox as new, and the processes forget what they cached (caches.py)."""
     stack.sandbox.reset(attributes=CATALOGUE, api_keys=[API_KEY])
+    stack.generation.write_text(str(int(stack.generation.read_text()) + 1))
 
 
 @pytest.fixture(scope="module")
