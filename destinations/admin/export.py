@@ -16,36 +16,36 @@ from destinations.admin.display import path_only
 from destinations.models import DeliveryAttempt, InboundEvent
 from destinations.selectors import audit
 
-EVENT_COLUMNS = [
-    "id",
-    "received_at",
-    "destination",
-    "type",
-    "user_id",
-    "message_id",
-    "request_id",
-    "status",
-    "reason",
-    "attempts",
-    "delivered_at",
-    "dropped",
-    "notes",
-]
-ATTEMPT_COLUMNS = [
-    "id",
-    "created_at",
-    "destination",
-    "integration_id",
-    "profiles",
-    "method",
-    "path",
-    "response_status",
-    "outcome",
-    "error",
-    "duration_ms",
-    "attempt_number",
-    "task_id",
-]
+# Each column's header and the field it is read from.
+EVENT_COLUMNS = {
+    "id": "id",
+    "received_at": "received_at",
+    "destination": "destination__slug",
+    "type": "type",
+    "user_id": "user_id",
+    "message_id": "message_id",
+    "request_id": "request_id",
+    "status": "status",
+    "reason": "reason",
+    "attempts": "attempts",
+    "delivered_at": "delivered_at",
+}
+EVENT_SUMMARY = ["dropped", "notes"]  # from the event's notes
+ATTEMPT_COLUMNS = {
+    "id": "id",
+    "created_at": "created_at",
+    "destination": "destination__slug",
+    "integration_id": "integration_id",
+    "profiles": "profile_count",
+    "method": "method",
+    "path": "url",
+    "response_status": "response_status",
+    "outcome": "outcome",
+    "error": "error",
+    "duration_ms": "duration_ms",
+    "attempt_number": "attempt_number",
+    "task_id": "task_id",
+}
 CHUNK = 2000
 
 
@@ -57,20 +57,7 @@ class _Echo:
 
 
 def _event_rows(events: QuerySet[InboundEvent]) -> Iterator[list[Any]]:
-    rows = events.values_list(
-        "id",
-        "received_at",
-        "destination__slug",
-        "type",
-        "user_id",
-        "message_id",
-        "request_id",
-        "status",
-        "reason",
-        "attempts",
-        "delivered_at",
-        "notes",
-    )
+    rows = events.values_list(*EVENT_COLUMNS.values(), "notes")
     for *fields, notes in rows.iterator(chunk_size=CHUNK):
         notes = notes if isinstance(notes, list) else []
         summary = "; ".join(f"{n.get('attribute', '')}: {n.get('reason', '')}" for n in notes)
@@ -94,34 +81,21 @@ def _cell(value: Any) -> Any:
 
 
 def _attempt_rows(attempts: QuerySet[DeliveryAttempt]) -> Iterator[list[Any]]:
-    rows = attempts.values_list(
-        "id",
-        "created_at",
-        "destination__slug",
-        "integration_id",
-        "profile_count",
-        "method",
-        "url",
-        "response_status",
-        "outcome",
-        "error",
-        "duration_ms",
-        "attempt_number",
-        "task_id",
-    )
-    for id_, created_at, slug, integration_id, profiles, method, url, *rest in rows.iterator(
-        chunk_size=CHUNK
-    ):
+    path_at = list(ATTEMPT_COLUMNS).index("path")
+    rows = attempts.values_list(*ATTEMPT_COLUMNS.values())
+    for row in rows.iterator(chunk_size=CHUNK):
+        fields = list(row)
         # The path only: the base URL is the destination's, which marketers never see.
-        yield [id_, created_at, slug, integration_id, profiles, method, path_only(url), *rest]
+        fields[path_at] = path_only(fields[path_at])
+        yield fields
 
 
 def as_csv(rows: QuerySet[Any]) -> StreamingHttpResponse:
     """An audit list as a CSV download."""
     if rows.model is DeliveryAttempt:
-        name, lines = "delivery-attempts", _lines(ATTEMPT_COLUMNS, _attempt_rows(rows))
+        name, lines = "delivery-attempts", _lines(list(ATTEMPT_COLUMNS), _attempt_rows(rows))
     else:
-        name, lines = "inbound-events", _lines(EVENT_COLUMNS, _event_rows(rows))
+        name, lines = "inbound-events", _lines([*EVENT_COLUMNS, *EVENT_SUMMARY], _event_rows(rows))
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
