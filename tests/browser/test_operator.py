@@ -66,9 +66,15 @@ def test_operator_tests_the_connection_redelivers_and_exports(
         "Talon.One refused the API key (401)"
     )
 
+    page.click("input[name=_continue]")  # saving checks too: a warning, saved all the same
+    expect(page.locator(".messagelist .warning")).to_contain_text(
+        "Saved, but the connection test failed"
+    )
+
     page.fill("#id_api_key", API_KEY)
     page.click("input[name=_continue]")
     expect(page.locator(".messagelist .success")).to_contain_text("was changed successfully")
+    expect(page.locator(".messagelist .warning")).to_have_count(0)
     page.get_by_role("button", name="Test connection").click()
     expect(page.locator(".messagelist .success")).to_contain_text("Connected")
 
