@@ -6,7 +6,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-from .responses import ApiError, Request, Response, error_response
+from .responses import ApiError, Request, Response, error_response, unauthorized
 from .state import Faults, ProfileBusy, SandboxState
 from .validation import (
     InvalidRequest,
@@ -20,7 +20,7 @@ from .validation import (
     track_event,
 )
 
-AUTH_PREFIX = "ApiKey-v1 "
+AUTH_SCHEME = "ApiKey-v1"
 AUTHPING_PATH = "/v2/authping"
 PROFILES_PATH = "/v2/customer_profiles"
 PROFILE_PREFIX = PROFILES_PATH + "/"
@@ -74,18 +74,8 @@ class IntegrationApi:
         injected = 503 if faults.down else self.state.injected_error()
         if injected is not None:
             return _fault_response(injected, faults, request.path)
-        if not self._authorized(request.authorization):
-            return error_response(
-                401,
-                [
-                    ApiError.at_resource(
-                        request.path,
-                        "Unauthorized",
-                        "missing or invalid Integration API key"
-                        " (header Authorization: ApiKey-v1 <key>)",
-                    )
-                ],
-            )
+        if denied := unauthorized(request, AUTH_SCHEME, self.state.api_keys, "Integration API key"):
+            return denied
         try:
             match operation:
                 case Operation.AUTHPING:
@@ -107,13 +97,6 @@ class IntegrationApi:
             return error_response(400, exc.errors)
         except ProfileBusy:
             return _parallel_response(request.path)
-
-    def _authorized(self, authorization: str | None) -> bool:
-        return (
-            authorization is not None
-            and authorization.startswith(AUTH_PREFIX)
-            and authorization[len(AUTH_PREFIX) :] in self.state.api_keys
-        )
 
     def _update_profile(self, request: Request, body: Any) -> Response:
         integration_id = _decode_integration_id(request.path[len(PROFILE_PREFIX) :])

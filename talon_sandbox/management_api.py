@@ -8,10 +8,10 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .responses import ApiError, Request, Response, error_response
+from .responses import ApiError, Request, Response, error_response, unauthorized
 from .state import ACCOUNT_ID, SandboxState
 
-AUTH_PREFIX = "ManagementKey-v1 "
+AUTH_SCHEME = "ManagementKey-v1"
 ATTRIBUTES_PATH = "/v1/attributes"
 PATHS = frozenset({ATTRIBUTES_PATH})
 ENTITY = "CustomerProfile"  # the catalogue holds customer-profile attributes only
@@ -39,18 +39,8 @@ class ManagementApi:
             return error_response(
                 404, [ApiError.at_resource(request.path, "Not found", "no such endpoint")]
             )
-        if not self._authorized(request.authorization):
-            return error_response(
-                401,
-                [
-                    ApiError.at_resource(
-                        request.path,
-                        "Unauthorized",
-                        "missing or invalid Management API key"
-                        " (header Authorization: ManagementKey-v1 <key>)",
-                    )
-                ],
-            )
+        if denied := unauthorized(request, AUTH_SCHEME, self.management_keys, "Management API key"):
+            return denied
         try:
             page_size = _integer(request.query, "pageSize", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE)
             skip = _integer(request.query, "skip", 0, 0, None)
@@ -75,13 +65,6 @@ class ManagementApi:
                 "totalResultSize": len(attributes),
                 "data": attributes[skip : skip + page_size],
             },
-        )
-
-    def _authorized(self, authorization: str | None) -> bool:
-        return (
-            authorization is not None
-            and authorization.startswith(AUTH_PREFIX)
-            and authorization[len(AUTH_PREFIX) :] in self.management_keys
         )
 
     def _within_limit(self) -> bool:

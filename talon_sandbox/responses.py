@@ -1,6 +1,7 @@
-"""Request/response values shared by the sandbox's two APIs, and Talon.One's error shape."""
+"""Request/response values shared by the sandbox's APIs, Talon.One's error shape and its
+answer to a missing or wrong key."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -74,3 +75,24 @@ def error_response(
         "StatusCode": status,
     }
     return Response(status, body, headers or {})
+
+
+def unauthorized(
+    request: Request, scheme: str, keys: Container[str], key_name: str
+) -> Response | None:
+    """Talon.One's 401 unless the request's Authorization header is `<scheme> <key>`
+    with one of keys; None when it is."""
+    authorization = request.authorization or ""
+    prefix = scheme + " "
+    if authorization.startswith(prefix) and authorization[len(prefix) :] in keys:
+        return None
+    return error_response(
+        401,
+        [
+            ApiError.at_resource(
+                request.path,
+                "Unauthorized",
+                f"missing or invalid {key_name} (header Authorization: {prefix}<key>)",
+            )
+        ],
+    )
