@@ -1,5 +1,6 @@
 """A one-purpose local HTTP(S) server for tests that need answers the sandbox
-does not give (redirects, TLS, hangs, a 400 without pointers, odd headers)."""
+does not give (redirects, TLS, hangs, a 400 without pointers, odd headers, an
+answer that quotes the key)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-# Answers one PUT, given the request and its body.
+# Answers one PUT or GET, given the request and its body.
 Handler = Callable[[BaseHTTPRequestHandler, bytes], None]
 Answer = tuple[int, dict[str, str], dict[str, Any] | None]
 
@@ -27,6 +28,8 @@ def local_server(
         def do_PUT(self) -> None:
             paths.append(self.path)
             handle(self, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+        do_GET = do_PUT
 
         def log_message(self, *args: object) -> None:
             pass
@@ -54,14 +57,20 @@ def scripted_talon(
     def handle(request: BaseHTTPRequestHandler, body: bytes) -> None:
         data = json.loads(body)
         received.append(data)
-        status, headers, answer = script(data)
-        payload = json.dumps(answer).encode() if answer is not None else b""
-        request.send_response(status)
-        for name, value in headers.items():
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
+        send_json(request, *script(data))
 
     with local_server(handle) as (url, _paths):
         yield url, received
+
+
+def send_json(
+    request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: Any
+) -> None:
+    """Answers with status, headers and body as JSON (None: no body)."""
+    payload = json.dumps(body).encode() if body is not None else b""
+    request.send_response(status)
+    for name, value in headers.items():
+        request.send_header(name, value)
+    request.send_header("Content-Length", str(len(payload)))
+    request.end_headers()
+    request.wfile.write(payload)

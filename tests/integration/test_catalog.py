@@ -2,15 +2,13 @@
 sandbox over real HTTP: every page, within about 3 requests/s, the set replaced
 in one go, and each failure recorded in plain words without the key."""
 
-import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import pairwise
 
 import pytest
@@ -23,6 +21,7 @@ from destinations.selectors.catalog import recent_identifies
 from destinations.services import catalog
 from destinations.talon_one import MANAGEMENT_REQUEST_INTERVAL_SECONDS
 from talon_sandbox.server import DEFAULT_MANAGEMENT_KEYS
+from tests.local_server import local_server, send_json
 
 pytestmark = pytest.mark.django_db
 
@@ -168,29 +167,12 @@ def talon_answering(
     """A server answering each GET with the next (status, headers, body)."""
     seen: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.headers["Authorization"])
-            status, headers, body = answers.pop(0)
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    def handle(request: BaseHTTPRequestHandler, body: bytes) -> None:
+        seen.append(request.headers["Authorization"])
+        send_json(request, *answers.pop(0))
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_server(handle) as (url, _paths):
+        yield url, seen
 
 
 PAGE = {

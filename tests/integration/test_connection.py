@@ -2,17 +2,16 @@
 the stored key, and what it says for each way it can go wrong."""
 
 import io
-import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from destinations.services.connection import CONNECTED, check
 from tests.conftest import API_KEY
+from tests.local_server import local_server, send_json
 
 pytestmark = pytest.mark.django_db
 
@@ -84,25 +83,11 @@ def echoing_talon() -> Iterator[str]:
     """Answers 401 quoting the request's Authorization header, as a careless
     proxy or a debug page might."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"message": f"bad {self.headers['Authorization']}"}).encode()
-            self.send_response(401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def handle(request: BaseHTTPRequestHandler, body: bytes) -> None:
+        send_json(request, 401, {}, {"message": f"bad {request.headers['Authorization']}"})
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_server(handle) as (url, _paths):
+        yield url
 
 
 def test_an_answer_that_quotes_the_key_is_redacted_in_the_message_and_log(
