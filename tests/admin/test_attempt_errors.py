@@ -13,14 +13,9 @@ from destinations.talon_one import Outcome as Answer
 from destinations.talon_one import Result
 from tests.conftest import identify
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 LIST_URL = "/admin/destinations/deliveryattempt/"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
 
 
 def deliver(post_events, destination, *events) -> DeliveryAttempt:

@@ -214,13 +214,6 @@ def redeliver_url(shown: InboundEvent) -> str:
     return f"{LIST_URL}{shown.pk}/redeliver/"
 
 
-@pytest.fixture
-def nudged(monkeypatch) -> list[int]:
-    calls: list[int] = []
-    monkeypatch.setattr("destinations.services.delivery.nudge", calls.append)
-    return calls
-
-
 def test_operators_see_a_redeliver_button_posting_with_csrf(login, operator, destination):
     failed = event(destination, "m1", status=Status.FAILED, reason="Talon.One answered 400")
 
@@ -233,7 +226,7 @@ def test_operators_see_a_redeliver_button_posting_with_csrf(login, operator, des
 
 
 def test_the_button_queues_the_event_again(
-    login, operator, destination, nudged, django_capture_on_commit_callbacks
+    login, operator, destination, no_broker, django_capture_on_commit_callbacks
 ):
     failed = event(destination, "m1", status=Status.FAILED, reason="Talon.One answered 400")
 
@@ -242,21 +235,21 @@ def test_the_button_queues_the_event_again(
 
     failed.refresh_from_db()
     assert (failed.status, failed.reason) == (Status.PENDING, "redelivery requested")
-    assert nudged == [destination.pk]
+    assert no_broker == [destination.pk]
     assert response.redirect_chain == [(f"{LIST_URL}{failed.pk}/change/", 302)]
     assert "Queued for redelivery." in response.content.decode()
 
 
-def test_a_pending_event_is_not_queued_twice(login, operator, destination, nudged):
+def test_a_pending_event_is_not_queued_twice(login, operator, destination, no_broker):
     pending = event(destination, "m1", status=Status.PENDING)
 
     response = login(operator).post(redeliver_url(pending), follow=True)
 
     assert "Not queued: it is pending already" in response.content.decode()
-    assert nudged == []
+    assert no_broker == []
 
 
-def test_marketers_see_no_button_and_may_not_post(login, marketer, destination, nudged):
+def test_marketers_see_no_button_and_may_not_post(login, marketer, destination, no_broker):
     failed = event(destination, "m1", status=Status.FAILED)
     client = login(marketer)
 

@@ -99,6 +99,11 @@ def login(client: Client) -> Callable[[User], Client]:
     return as_user
 
 
+def messages_shown(response: Any) -> list[tuple[int, str]]:
+    """The admin's messages on a page, as (level, text)."""
+    return [(message.level, message.message) for message in response.context["messages"]]
+
+
 def change_form_data(response: Any) -> dict[str, Any]:
     """The POST data of an admin change page as rendered (form, inlines, management forms)."""
     forms = [response.context["adminform"].form]

@@ -17,7 +17,7 @@ from django.utils import timezone
 from destinations.models import Destination, InboundEvent
 from destinations.services import catalog
 from talon_sandbox.server import DEFAULT_MANAGEMENT_KEYS
-from tests.security.conftest import API_KEY, change_form_data
+from tests.security.conftest import API_KEY, change_form_data, messages_shown
 
 pytestmark = pytest.mark.django_db
 
@@ -50,10 +50,6 @@ def identify(destination: Destination, traits: dict, **payload) -> InboundEvent:
         timestamp=timezone.now(),
         status=InboundEvent.Status.DELIVERED,
     )
-
-
-def shown(response) -> list[tuple[int, str]]:
-    return [(message.level, message.message) for message in response.context["messages"]]
 
 
 def text(response) -> str:
@@ -91,7 +87,7 @@ def test_marketers_see_the_rows_flagged_and_add_a_suggested_row_in_one_post(logi
     response = client.post(ADD_URL.format(shop.pk), {"row": "plan:string"}, follow=True)
 
     assert response.redirect_chain == [(CHANGE_URL.format(shop.pk) + "#talon-one-attributes", 302)]
-    assert shown(response) == [
+    assert messages_shown(response) == [
         (messages.SUCCESS, "Added the row plan (string): it is forwarded from now on.")
     ]
     assert shop.attributes.filter(name="plan", type="string").exists()
@@ -108,7 +104,7 @@ def test_an_add_is_checked(login, marketer, shop):
         ("first name:string", messages.ERROR, "Not added: first name: Talon.One attribute"),
     ]:
         response = client.post(ADD_URL.format(shop.pk), {"row": row}, follow=True)
-        [(got_level, got)] = shown(response)
+        [(got_level, got)] = messages_shown(response)
         assert (got_level, got[: len(message)]) == (level, message), row
     assert shop.attributes.count() == 3
 
@@ -173,7 +169,7 @@ def test_operators_set_the_management_key_and_read_the_catalog(
 
     response = client.post(REFRESH_URL.format(shop.pk), follow=True)
 
-    assert shown(response) == [
+    assert messages_shown(response) == [
         (messages.SUCCESS, "Read 4 customer-profile attributes from Talon.One.")
     ]
     assert "Talon.One's customer-profile attributes as read on" in text(response)
@@ -197,7 +193,7 @@ def test_a_wrong_key_is_said_plainly_and_never_shown(login, operator, make_desti
 
     response = login(operator).post(REFRESH_URL.format(shop.pk), follow=True)
 
-    [(level, message)] = shown(response)
+    [(level, message)] = messages_shown(response)
     assert level == messages.ERROR
     assert message.startswith(
         "Talon.One's attributes were not read: Talon.One refused the Management API key "

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.test import Client
 
 from destinations.models import Destination
-from tests.security.conftest import change_form_data
+from tests.security.conftest import change_form_data, messages_shown
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +21,6 @@ BUTTON = ">Test connection</button>"
 @pytest.fixture
 def shop(make_destination, sandbox) -> Destination:
     return make_destination(slug="shop", attributes=())
-
-
-def shown(response) -> list[tuple[int, str]]:
-    return [(message.level, message.message) for message in response.context["messages"]]
 
 
 def test_operators_see_the_button_as_a_form_posting_to_the_test(login, operator, shop):
@@ -55,7 +51,9 @@ def test_the_button_says_connected_on_the_destination_page(login, operator, shop
     response = login(operator).post(TEST_URL.format(shop.pk), follow=True)
 
     assert response.redirect_chain == [(CHANGE_URL.format(shop.pk), 302)]
-    assert shown(response) == [(messages.SUCCESS, "Connected: Talon.One accepted the API key.")]
+    assert messages_shown(response) == [
+        (messages.SUCCESS, "Connected: Talon.One accepted the API key.")
+    ]
     assert [r["path"] for r in sandbox.requests_log()] == ["/v2/authping"]
 
 
@@ -64,7 +62,7 @@ def test_the_button_says_what_talon_one_answered_to_a_wrong_key(login, operator,
 
     response = login(operator).post(TEST_URL.format(shop.pk), follow=True)
 
-    [(level, text)] = shown(response)
+    [(level, text)] = messages_shown(response)
     assert level == messages.ERROR
     assert text.startswith("Talon.One refused the API key (401): missing or invalid")
     assert WRONG_KEY not in response.content.decode()
@@ -112,7 +110,7 @@ def test_saving_a_wrong_key_saves_and_warns(login, operator, shop, sandbox):
 
     shop.refresh_from_db()
     assert shop.api_key == WRONG_KEY
-    changed, warning = shown(response)
+    changed, warning = messages_shown(response)
     assert changed[0] == messages.SUCCESS
     assert warning[0] == messages.WARNING
     assert warning[1].startswith(
@@ -125,7 +123,7 @@ def test_saving_a_wrong_key_saves_and_warns(login, operator, shop, sandbox):
 def test_saving_a_working_connection_adds_no_warning(login, operator, shop, sandbox):
     response = save(login(operator), shop, name="Shop EU")
 
-    assert [level for level, _ in shown(response)] == [messages.SUCCESS]
+    assert [level for level, _ in messages_shown(response)] == [messages.SUCCESS]
     assert [r["path"] for r in sandbox.requests_log()] == ["/v2/authping"]
 
 
@@ -134,6 +132,6 @@ def test_marketers_saving_their_rows_test_nothing(login, marketer, shop, sandbox
     row = {"attributes-0-name": "vip", "attributes-0-type": "boolean"}
     response = save(login(marketer), shop, **row)
 
-    assert [level for level, _ in shown(response)] == [messages.SUCCESS]
+    assert [level for level, _ in messages_shown(response)] == [messages.SUCCESS]
     assert shop.attributes.get().name == "vip"
     assert sandbox.requests_log() == []
