@@ -255,9 +255,6 @@ def _json_body(parsed: Any) -> Any:
     return parsed
 
 
-_ONE_PROFILE = (Operation.UPDATE_PROFILE, Operation.TRACK_EVENT, Operation.DELETE_CUSTOMER_DATA)
-
-
 def _profile_count(operation: Operation | None, body: Any) -> int:
     if operation in (
         Operation.UPDATE_PROFILE,
