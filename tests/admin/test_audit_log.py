@@ -221,7 +221,7 @@ def test_operators_see_a_redeliver_button_posting_with_csrf(login, operator, des
 
     form = page[page.index(f'action="{redeliver_url(failed)}"') :]
     assert form.index('name="csrfmiddlewaretoken"') < form.index(
-        '<button type="submit" class="audit-tool">Redeliver</button>'
+        '<button type="submit">Redeliver</button>'
     )
 
 
