@@ -25,10 +25,9 @@ from destinations.selectors.catalog import CatalogView, RowCheck, Suggestion, ca
 from destinations.services import catalog
 
 ADD_ROWS = "destinations.add_attributemapping"
-TITLE = "Talon.One's attributes"
+VIEW_CATALOG = "destinations.view_talonattribute"
 SECTION_ID = "talon-one-attributes"
 ADD_FORM = "talon-catalog-add"  # outside the change form: no nested forms, no default button
-NO_KEY = "No Management API key: add a Management API key to check rows against Talon.One."
 
 
 # The admin shows messages with their first letter capitalised: none starts
@@ -62,7 +61,7 @@ class CatalogMixin(admin.ModelAdmin):
     ) -> HttpResponse:
         context = dict(extra_context or {})
         destination = self.get_object(request, unquote(object_id))
-        if destination is not None:
+        if destination is not None and request.user.has_perm(VIEW_CATALOG):
             can_add = request.user.has_perm(ADD_ROWS) and self.has_change_permission(
                 request, destination
             )
@@ -166,7 +165,7 @@ def _status(destination: Destination) -> SafeString:
             )
         )
     elif destination.catalog_fetched_at is None:
-        text = NO_KEY if not destination.management_api_key else "Not read yet."
+        text = catalog.NO_KEY if not destination.management_api_key else "Not read yet."
         lines.append(format_html("<p>{}</p>", text))
     return format_html_join("", "{}", ((line,) for line in lines))
 

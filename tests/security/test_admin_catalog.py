@@ -111,7 +111,9 @@ def test_an_add_is_checked(login, marketer, shop):
 
 def test_adding_needs_the_permission_and_a_post(login, make_user, roles, shop, client):
     viewer = make_user("vera")
-    viewer.user_permissions.add(Permission.objects.get(codename="view_destination"))
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_destination", "view_talonattribute"])
+    )
     login(viewer)
 
     assert client.get(ADD_URL.format(shop.pk)).status_code == 405
@@ -119,8 +121,19 @@ def test_adding_needs_the_permission_and_a_post(login, make_user, roles, shop, c
     assert client.post(REFRESH_URL.format(shop.pk)).status_code == 403
     page = client.get(CHANGE_URL.format(shop.pk))
     assert page.status_code == 200
+    assert 'id="talon-one-attributes"' in page.content.decode()
     assert "talon-catalog-add" not in page.content.decode()
     assert not shop.attributes.filter(name="vip").exists()
+
+
+def test_the_section_needs_the_permission_to_view_the_catalog(login, make_user, roles, shop):
+    viewer = make_user("vera")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_destination"))
+
+    page = login(viewer).get(CHANGE_URL.format(shop.pk))
+
+    assert page.status_code == 200
+    assert "Talon.One's attributes" not in page.content.decode()
 
 
 def test_the_add_form_needs_the_csrf_token(marketer, shop):
@@ -138,7 +151,7 @@ def test_without_a_key_the_page_says_how_to_check_rows(login, marketer, make_des
     page = login(marketer).get(CHANGE_URL.format(shop.pk))
 
     seen = text(page)
-    assert "add a Management API key to check rows against Talon.One" in seen
+    assert catalog.NO_KEY in seen
     assert REFRESH_BUTTON not in page.content.decode()
     # Traits seen are listed all the same.
     assert 'value="nickname:string" class="button">Add</button>' in page.content.decode()
@@ -265,7 +278,9 @@ def test_without_the_add_permission_suggestions_show_their_type_only(
     identify(shop, {"nickname": "Ada"})
     reader = make_user("rhea")
     reader.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_destination", "change_destination"])
+        *Permission.objects.filter(
+            codename__in=["view_destination", "change_destination", "view_talonattribute"]
+        )
     )
 
     page = login(reader).get(CHANGE_URL.format(shop.pk))
