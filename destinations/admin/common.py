@@ -22,6 +22,8 @@ from destinations.models import (
 )
 
 MANAGE_CONNECTION = "destinations.manage_connection"
+# Readers of the audit log: the dashboard, the customer view and picking a received event.
+VIEW_EVENTS = "destinations.view_inboundevent"
 
 
 REFUSED_TITLE = "Attributes Talon.One refused"

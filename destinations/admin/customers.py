@@ -10,10 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
 
-from destinations.admin.common import admin_page
+from destinations.admin.common import VIEW_EVENTS, admin_page
 from destinations.selectors.customers import customer
-
-VIEW_EVENTS = "destinations.view_inboundevent"
 
 
 class CustomerMixin(admin.ModelAdmin):

@@ -65,11 +65,11 @@ def short(text: str, limit: int) -> SafeString | str:
     return format_html('<span title="{}">{}</span>', text, cut(text, limit))
 
 
-def flat_values(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def _flat_values(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Leaves of a traits object under their flattened names (as the mapping names them)."""
     if isinstance(value, Mapping):
         for key, inner in value.items():
-            yield from flat_values(inner, f"{prefix}_{key}" if prefix else str(key))
+            yield from _flat_values(inner, f"{prefix}_{key}" if prefix else str(key))
     elif prefix:
         yield prefix, value
 
@@ -79,10 +79,10 @@ def _source_values(payload: Any) -> dict[str, Any]:
         return {}
     values: dict[str, Any] = {}
     for part in ("properties", "traits"):
-        values.update(flat_values(payload.get(part)))
+        values.update(_flat_values(payload.get(part)))
     context = payload.get("context")
     if isinstance(context, Mapping):
-        values.update(flat_values(context.get("traits")))
+        values.update(_flat_values(context.get("traits")))
     return values
 
 

@@ -13,12 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
 
-from destinations.admin.common import admin_page, object_or_404
+from destinations.admin.common import VIEW_EVENTS, admin_page, object_or_404
 from destinations.models import Destination
 from destinations.selectors.preview import received_event, recent_events
 from destinations.services import preview
 
-VIEW_EVENTS = "destinations.view_inboundevent"
 EXAMPLE = {
     "type": "identify",
     "userId": "user-1",

@@ -4,13 +4,12 @@ from django import template
 from django.utils.safestring import SafeString
 
 from destinations.admin import refused_table
+from destinations.admin.common import VIEW_EVENTS
 from destinations.admin.dashboard import dashboard
 from destinations.selectors import recently_refused
 from destinations.selectors.dashboard import recent_activity
 
 register = template.Library()
-
-VIEW_EVENTS = "destinations.view_inboundevent"
 
 
 @register.simple_tag
