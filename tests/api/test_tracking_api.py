@@ -108,6 +108,26 @@ def test_a_batch_applies_its_context_to_events_without_their_own(client, destina
     assert contexts == {"a": {"library": {"name": "analytics-ruby"}}, "b": {"ip": "1.2.3.4"}}
 
 
+@pytest.mark.parametrize("defaults", [{}, {"context": {"ip": "1.2.3.4"}}], ids=["plain", "context"])
+def test_a_batch_event_that_is_not_an_object_is_skipped_and_the_rest_stored(
+    client, destination, defaults
+):
+    body = {"batch": [identify(message_id="a"), 7], **defaults}
+
+    response = call(client, "/v1/batch", body)
+
+    assert response.json() == {"success": True}
+    rows = {row.message_id: row for row in InboundEvent.objects.all()}
+    assert rows["a"].status == InboundEvent.Status.PENDING
+    assert rows["a"].payload == {**defaults, **identify(message_id="a")}
+    (invalid,) = (row for key, row in rows.items() if key != "a")
+    assert (invalid.payload, invalid.status, invalid.reason) == (
+        7,
+        InboundEvent.Status.SKIPPED,
+        "The event is not a JSON object.",
+    )
+
+
 def test_the_write_key_may_come_in_the_body(client, destination):
     body = {"userId": "u1", "traits": {"email": "a@x.io"}, "writeKey": WRITE_KEY}
 
