@@ -177,3 +177,12 @@ def test_engage_trait() -> None:
     assert engage_trait(identify({"vip": True})) is None
     missing = identify({}, context={"personas": {"computation_key": "vip"}})
     assert engage_trait(missing) is None
+
+
+def test_an_engage_call_whose_traits_are_not_an_object_has_no_engage_trait() -> None:
+    # A batch stores such an identify as skipped, and the catalog reads it back.
+    personas = {"computation_key": "vip", "computation_class": "audience"}
+    event = identify(["vip"], context={"personas": personas})
+
+    assert engage_trait(event) is None
+    assert flattened_traits(event) == {}
