@@ -122,6 +122,9 @@ def test_a_custom_event_refused_for_good_is_progress_too(destination, post_event
     assert attempts() == {"first": 3, "next": 1}
     statuses = dict(InboundEvent.objects.values_list("message_id", "status"))
     assert statuses == {"first": "failed", "next": "delivered"}
+    # The audit log numbers the next event's request as its first attempt, too.
+    numbers = DeliveryAttempt.objects.order_by("id").values_list("attempt_number", flat=True)
+    assert list(numbers) == [1, 2, 3, 1]
 
 
 def test_claimed_rows_that_are_not_sent_count_no_attempt(destination, post_events, sandbox):
