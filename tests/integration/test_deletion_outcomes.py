@@ -5,11 +5,14 @@ for good, or retried later; and the tombstone a done deletion leaves in the audi
 from datetime import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent, ProfileState
 from destinations.services import delivery
-from tests.conftest import identify
+from destinations.services.handlers.deletions import scrub
+from tests.conftest import identify, pending_profile_update
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +197,78 @@ def test_a_done_deletion_leaves_a_tombstone_saying_when_and_why(
     assert (scrubbed.attributes, scrubbed.call) == ({}, {})
     first = DeliveryAttempt.objects.order_by("id").first()
     assert (first.request_body, first.response_body) == ({"scrubbed": tombstone}, "")
+
+
+def test_a_customer_whose_id_holds_a_slash_and_a_space_is_deleted(
+    make_destination, post_events, sandbox
+):
+    destination = make_destination()
+    send(post_events, identify("a/b c", "m1", timestamp="2026-01-01T00:00:00Z"))
+    delivery.flush(destination.pk)
+    send(post_events, delete("a/b c"))
+
+    delivery.flush(destination.pk)
+
+    assert sandbox.requests_log()[-1]["path"] == "/v1/customer_data/a%2Fb%20c"
+    assert sandbox.profile("a/b c") is None
+    assert InboundEvent.objects.get(message_id="d1").status == Status.DELIVERED
+
+
+def test_the_scrub_keeps_the_delete_itself_and_everyone_elses_events(
+    make_destination, post_events, sandbox
+):
+    other_destination = make_destination("other")
+    destination = make_destination()
+    for slug in ("acme", "other"):
+        response = post_events(
+            slug, [identify("u1", f"{slug}-u1", timestamp="2026-01-01T00:00:00Z")]
+        )
+        assert response.status_code == 200, response.content
+    send(post_events, identify("u2", "u2", timestamp="2026-01-01T00:00:00Z"))
+    delivery.flush(destination.pk)
+    delivery.flush(other_destination.pk)
+    kept = {
+        e.message_id: (e.payload, e.attributes, e.call, e.notes)
+        for e in InboundEvent.objects.filter(message_id__in=["other-u1", "u2"])
+    }
+    kept_attempts = dict(
+        DeliveryAttempt.objects.filter(destination=other_destination).values_list(
+            "id", "request_body"
+        )
+    )
+    assert (len(kept), len(kept_attempts)) == (2, 1)
+    send(post_events, delete())
+
+    delivery.flush(destination.pk)
+
+    assert InboundEvent.objects.get(message_id="acme-u1").payload["scrubbed"]
+    assert {
+        e.message_id: (e.payload, e.attributes, e.call, e.notes)
+        for e in InboundEvent.objects.filter(message_id__in=["other-u1", "u2"])
+    } == kept
+    for attempt_id, body in kept_attempts.items():
+        assert DeliveryAttempt.objects.get(pk=attempt_id).request_body == body
+    deletion = InboundEvent.objects.get(message_id="d1")
+    assert deletion.payload == {
+        "type": "delete",
+        "userId": "u1",
+        "messageId": "d1",
+        "timestamp": WHEN,
+    }
+    assert deletion.notes == []
+    delete_attempt = DeliveryAttempt.objects.get(method="DELETE")
+    assert (delete_attempt.request_body, delete_attempt.response_body) == ({}, "")
+
+
+def test_scrubbing_costs_the_same_queries_for_one_event_as_for_many(make_destination, sandbox):
+    destination = make_destination()
+
+    def queries_to_scrub(user_id, events):
+        for number in range(events):
+            pending_profile_update(destination, user_id, f"{user_id}-{number}")
+        with CaptureQueriesContext(connection) as queries:
+            scrub(destination, user_id, timezone.now())
+        assert InboundEvent.objects.filter(user_id=user_id, attributes={}).count() == events
+        return len(queries)
+
+    assert queries_to_scrub("many", 5) == queries_to_scrub("one", 1)
