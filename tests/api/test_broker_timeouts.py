@@ -8,11 +8,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
 from celery import Celery
 from django.db import connections
+from pytest_django.fixtures import SettingsWrapper
 
 from destinations.services import delivery
 from integration_site import settings as site_settings
@@ -21,8 +23,14 @@ from integration_site import settings as site_settings
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@dataclass
+class StalledRedis:
+    url: str
+    accepted: list[socket.socket]
+
+
 @pytest.fixture
-def stalled_redis() -> Iterator[str]:
+def stalled_redis() -> Iterator[StalledRedis]:
     """A TCP server that accepts every connection and never sends a byte."""
     server = socket.create_server(("127.0.0.1", 0))
     accepted: list[socket.socket] = []
@@ -35,25 +43,29 @@ def stalled_redis() -> Iterator[str]:
                 return
 
     threading.Thread(target=accept, daemon=True).start()
-    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    yield StalledRedis(f"redis://127.0.0.1:{server.getsockname()[1]}/0", accepted)
     server.close()
     for peer in accepted:  # a nudge still waiting gets end-of-file, not eternity
         peer.close()
 
 
 @pytest.fixture
-def production_celery(stalled_redis: str, monkeypatch: pytest.MonkeyPatch) -> Celery:
-    """A Celery app configured as the settings configure it for REDIS_URL."""
-    monkeypatch.setenv("REDIS_URL", stalled_redis)
-    settings = runpy.run_path(site_settings.__file__)  # afresh, with this environment
+def production_celery(
+    stalled_redis: StalledRedis, monkeypatch: pytest.MonkeyPatch, settings: SettingsWrapper
+) -> Celery:
+    """A Celery app, and the nudge's broker options, as the settings configure them
+    for REDIS_URL."""
+    monkeypatch.setenv("REDIS_URL", stalled_redis.url)
+    production = runpy.run_path(site_settings.__file__)  # afresh, with this environment
     app = Celery("stalled", set_as_current=False)
-    app.config_from_object(SimpleNamespace(**settings), namespace="CELERY")
+    app.config_from_object(SimpleNamespace(**production), namespace="CELERY")
     monkeypatch.setattr(delivery, "celery_app", app)
+    settings.NUDGE_BROKER_TRANSPORT_OPTIONS = production["NUDGE_BROKER_TRANSPORT_OPTIONS"]
     return app
 
 
-def test_nudge_gives_up_on_a_stalled_redis_within_seconds(
-    production_celery, make_destination, caplog
+def test_nudge_gives_up_on_a_stalled_redis_at_once_and_says_so(
+    production_celery, stalled_redis, make_destination, caplog
 ):
     destination = make_destination()
     raised: list[BaseException] = []
@@ -73,6 +85,11 @@ def test_nudge_gives_up_on_a_stalled_redis_within_seconds(
         worker.join(timeout=15)
 
     assert not worker.is_alive(), "nudge is still waiting for Redis"
-    assert time.monotonic() - started < 10
+    # The nudge's own short timeouts (0.5 s), not the worker's (5 s), and no retry.
+    assert time.monotonic() - started < 3
+    assert len(stalled_redis.accepted) == 1
     assert raised == []
-    assert "Could not queue a flush" in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if r.name == delivery.__name__]
+    assert warnings == [
+        f"Could not queue a flush of destination {destination.pk}; the sweeper will"
+    ]
