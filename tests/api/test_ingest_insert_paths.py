@@ -1,0 +1,148 @@
+"""Ingest stores a request's rows in one statement of its own on PostgreSQL, and
+with Django's bulk insert on any other database (SQLite: `make run`, `make test`).
+Both must store, remember and count alike; the portable one is run on whatever
+database the suite has, so a PostgreSQL run checks it too."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from destinations.models import InboundEvent, SeenMessage
+from destinations.services import ingest
+from tests.conftest import identify
+
+pytestmark = pytest.mark.django_db
+
+Status = InboundEvent.Status
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
+
+
+@pytest.fixture(params=["postgresql", "portable"])
+def insert_path(request, monkeypatch):
+    if request.param == "postgresql" and connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's own insert needs PostgreSQL")
+    if request.param == "portable":
+        monkeypatch.setattr(ingest, "connection", SimpleNamespace(vendor="portable"))
+    return request.param
+
+
+@pytest.fixture
+def destination(make_destination, insert_path):
+    return make_destination(attributes=["email"], engage_audiences="both")
+
+
+def membership(message_id: str) -> dict:
+    return identify(
+        "u1",
+        message_id,
+        traits={"email": "a@x.io", "vip": True},
+        context={"personas": {"computation_class": "audience", "computation_key": "vip"}},
+    )
+
+
+def seen() -> set[str]:
+    return set(SeenMessage.objects.values_list("message_id", flat=True))
+
+
+def test_a_batch_is_stored_once_per_message_and_counted(destination, post_events):
+    batch = [identify(message_id="a"), identify(message_id="a"), {**identify(), "type": "page"}]
+
+    response = post_events("acme", [*batch, None])
+
+    assert response.json() == {"accepted": 1, "skipped": 2, "duplicates": 1}
+    rows = {row.type: row for row in InboundEvent.objects.all()}
+    assert set(rows) == {"identify", "page", "invalid"}
+    assert (rows["identify"].message_id, rows["identify"].status) == ("a", Status.PENDING)
+    assert (rows["page"].message_id, rows["page"].status) == ("m-1", Status.SKIPPED)
+    assert rows["invalid"].payload is None  # JSON null: the event as received
+    assert seen() == {row.message_id for row in rows.values()}
+    remembered = SeenMessage.objects.get(message_id="a")
+    assert (remembered.destination_id, remembered.first_seen_at) == (
+        destination.pk,
+        rows["identify"].received_at,
+    )
+
+
+def test_a_single_event_is_stored_and_remembered(destination, post_events):
+    response = post_events("acme", identify(message_id="a"))
+
+    assert response.json() == {"accepted": 1, "skipped": 0, "duplicates": 0}
+    assert list(InboundEvent.objects.values_list("message_id", flat=True)) == ["a"]
+    assert seen() == {"a"}
+
+
+def test_a_message_seen_before_is_a_duplicate_once_its_row_is_purged(destination, post_events):
+    post_events("acme", [identify(message_id="a"), membership("b")])
+    InboundEvent.objects.all().delete()
+
+    again = post_events("acme", [identify(message_id="a"), membership("b")])
+
+    assert again.json() == {"accepted": 0, "skipped": 0, "duplicates": 2}
+    assert not InboundEvent.objects.exists()
+
+
+def test_a_membership_row_is_stored_but_remembered_as_its_event(destination, post_events):
+    response = post_events("acme", membership("b"))
+
+    assert response.json() == {"accepted": 1, "skipped": 0, "duplicates": 0}
+    assert set(InboundEvent.objects.values_list("message_id", flat=True)) == {"b", "b#audience"}
+    assert seen() == {"b"}
+
+
+def test_messages_another_destination_saw_are_new_here(destination, make_destination, post_events):
+    make_destination("other")
+    post_events("other", identify(message_id="a"))
+
+    response = post_events("acme", identify(message_id="a"))
+
+    assert response.json() == {"accepted": 1, "skipped": 0, "duplicates": 0}
+    assert InboundEvent.objects.filter(destination=destination, message_id="a").exists()
+
+
+def test_a_row_another_request_stored_first_is_its_own(destination, post_events, monkeypatch):
+    """Another request stores "a" after this one read which messages were seen:
+    this one neither stores nor counts nor remembers it."""
+    real_insert = ingest._insert
+
+    def competitor_first(rows):
+        InboundEvent.objects.create(
+            destination=destination,
+            message_id="a",
+            type="identify",
+            user_id="u1",
+            payload={},
+            timestamp=timezone.now(),
+            status=Status.PENDING,
+        )
+        return real_insert(rows)
+
+    monkeypatch.setattr(ingest, "_insert", competitor_first)
+
+    response = post_events("acme", [identify(message_id="a"), identify(message_id="b")])
+
+    assert response.json() == {"accepted": 1, "skipped": 0, "duplicates": 1}
+    assert InboundEvent.objects.get(message_id="a").payload == {}
+    assert seen() == {"b"}
+
+
+def test_postgresql_stores_and_remembers_a_batch_in_one_statement(make_destination):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's own insert needs PostgreSQL")
+    destination = make_destination()
+    batch = [identify(message_id=f"m{i}") for i in range(100)]
+    events = ingest.parse_events(json.dumps(batch).encode())
+
+    with CaptureQueriesContext(connection) as queries:
+        summary = ingest.ingest(destination, events)
+
+    assert summary.accepted == 100
+    assert len([q for q in queries if "INSERT INTO" in q["sql"]]) == 1
+    assert len(seen()) == 100
