@@ -12,7 +12,7 @@ from django.utils import timezone
 from destinations.models import DeliveryAttempt, InboundEvent, ProfileState
 from destinations.services import delivery
 from destinations.services.handlers.deletions import scrub
-from tests.conftest import identify, pending_profile_update
+from tests.conftest import API_KEY, identify, pending_profile_update
 
 pytestmark = pytest.mark.django_db
 
@@ -272,3 +272,29 @@ def test_scrubbing_costs_the_same_queries_for_one_event_as_for_many(make_destina
         return len(queries)
 
     assert queries_to_scrub("many", 5) == queries_to_scrub("one", 1)
+
+
+def test_a_failed_delete_can_be_redelivered_a_scrubbed_update_cannot(
+    make_destination, post_events, sandbox
+):
+    destination = make_destination()
+    send(post_events, identify("u1", "m1"), identify("u2", "m2"))
+    delivery.flush(destination.pk)
+    send(post_events, delete("u2", "d2"))
+    delivery.flush(destination.pk)  # u2's update is scrubbed: nothing left to send
+    destination.api_key = "revoked-key"
+    destination.save()
+    send(post_events, delete("u1", "d1"))
+    delivery.flush(destination.pk)
+    destination.api_key = API_KEY
+    destination.save()
+
+    queued = delivery.redeliver(InboundEvent.objects.filter(message_id__in=["d1", "m2"]))
+    delivery.flush(destination.pk)
+
+    assert queued == 1
+    statuses = dict(InboundEvent.objects.values_list("message_id", "status"))
+    assert (statuses["d1"], statuses["m2"]) == (Status.DELIVERED, Status.DELIVERED)
+    assert sandbox.profile("u1") is None
+    assert sandbox.profile("u2") is None
+    assert [r["method"] for r in sandbox.requests_log()] == ["PUT", "DELETE", "DELETE", "DELETE"]
