@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent, RefusedAttribute
-from destinations.services import delivery
+from destinations.services import delivery, refusals
 from destinations.services.handlers import profiles
 from tests.conftest import identify
 from tests.local_server import scripted_talon
@@ -232,3 +232,31 @@ def test_an_outage_while_isolating_retries_the_whole_update_later(make_destinati
     assert event.reason == "retrying: Talon.One answered 503: no"
     assert not RefusedAttribute.objects.exists()
     assert [a.outcome for a in DeliveryAttempt.objects.order_by("id")] == ["retry", "retry"]
+
+
+def test_retrying_now_touches_only_that_destinations_waiting_refusals(make_destination):
+    # Already due ones keep the time they became due (the admin shows it), and
+    # another destination's refusals keep waiting.
+    acme, other = make_destination(), make_destination("other")
+    now = timezone.now()
+    later, earlier = now + timedelta(hours=1), now - timedelta(hours=1)
+    for destination, name, retry_at in [
+        (acme, "waiting", later),
+        (acme, "due", earlier),
+        (other, "waiting", later),
+    ]:
+        RefusedAttribute.objects.create(
+            destination=destination,
+            name=name,
+            message="no such attribute",
+            last_seen_at=now,
+            retry_at=retry_at,
+        )
+
+    refusals.retry_now([acme.pk])
+
+    after = timezone.now()
+    retry_at = {(r.destination.slug, r.name): r.retry_at for r in RefusedAttribute.objects.all()}
+    assert now <= retry_at[("acme", "waiting")] <= after
+    assert retry_at[("acme", "due")] == earlier
+    assert retry_at[("other", "waiting")] == later
