@@ -518,6 +518,12 @@ def test_naive_times_in_a_list_give_one_note() -> None:
     assert result.notes == (Note("x", ASSUMED_UTC),)
 
 
+def test_a_naive_time_sent_alone_as_a_list_gets_the_note_too() -> None:
+    result = coerce("2024-01-01 10:00", T.LIST_TIME)
+    assert result.attributes == {"x": ["2024-01-01T10:00:00Z"]}
+    assert result.notes == (Note("x", ASSUMED_UTC),)
+
+
 @pytest.mark.parametrize("type_", list(AttributeType))
 def test_objects_never_reach_a_row_they_are_flattened(type_: AttributeType) -> None:
     result = run({"x": {"y": 1}}, {"x": type_})
