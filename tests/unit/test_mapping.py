@@ -10,6 +10,8 @@ import pytest
 from destinations.services.mapping import (
     ASSUMED_UTC,
     ATTRIBUTE_NAME_RE,
+    AUDIENCE_AS_MEMBERSHIP,
+    AUDIENCE_NOT_BOOLEAN,
     COLLISION,
     EMPTY_OBJECT,
     ENGAGE_NO_VALUE,
@@ -616,6 +618,19 @@ def test_forward_engage_off_treats_engage_traits_as_ordinary() -> None:
         {"vip_users": False}, {"vip_users": T.BOOLEAN}, personas=AUDIENCE, forward_engage=False
     )
     assert listed == MappingResult({"vip_users": False}, ())
+
+
+def test_with_audiences_as_memberships_only_computed_traits_pass_through() -> None:
+    config = MappingConfig(rules=(), audiences_as_attributes=False)
+    trait = {"computation_class": "trait", "computation_key": "score"}
+
+    assert map_identify(identify({"score": 7}, trait), config) == MappingResult({"score": 7}, ())
+    assert map_identify(identify({"vip_users": True}, AUDIENCE), config) == MappingResult(
+        {}, (Note("vip_users", AUDIENCE_AS_MEMBERSHIP),)
+    )
+    assert map_identify(identify({"vip_users": "yes"}, AUDIENCE), config) == MappingResult(
+        {}, (Note("vip_users", AUDIENCE_NOT_BOOLEAN),)
+    )
 
 
 def test_journey_step_is_a_membership() -> None:
