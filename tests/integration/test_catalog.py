@@ -212,6 +212,26 @@ def test_an_answer_echoing_the_key_is_redacted(make_destination):
 
 
 @pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (
+            (403, {}, {"message": "forbidden for this key"}),
+            "Talon.One refused the Management API key (it answered 403: forbidden for this key).",
+        ),
+        ((404, {}, None), "Talon.One did not give its attribute catalog (it answered 404)."),
+    ],
+)
+def test_a_refusal_says_whether_the_key_was_refused_and_quotes_any_message(
+    make_destination, answer, error
+):
+    with talon_answering([answer]) as (url, seen):
+        _, recorded = read_from(make_destination, url)
+
+    assert recorded == error
+    assert len(seen) == 1  # neither is asked again
+
+
+@pytest.mark.parametrize(
     "body",
     [
         {"data": "x", "totalResultSize": 1},
