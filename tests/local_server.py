@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-# Answers one PUT or GET, given the request and its body.
+# Answers one PUT, POST or GET, given the request and its body.
 Handler = Callable[[BaseHTTPRequestHandler, bytes], None]
 Answer = tuple[int, dict[str, str], dict[str, Any] | None]
 
@@ -29,7 +29,7 @@ def local_server(
             paths.append(self.path)
             handle(self, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
-        do_GET = do_PUT
+        do_GET = do_POST = do_PUT
 
         def log_message(self, *args: object) -> None:
             pass

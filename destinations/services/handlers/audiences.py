@@ -61,14 +61,17 @@ class AudienceMemberships:
             audience.save(update_fields=["talon_id"])
             sender.record(events, result, Outcome.SUCCESS, f"audience {key} created")
             return audience
-        if result.outcome is Answer.RETRY:
+        # A 409 is retried elsewhere (a parallel update); here it says the
+        # integrationId is taken, which no retry changes.
+        if result.outcome is Answer.RETRY and result.status != 409:
             sender.record(events, result, sender.retry_later(events, result))
             return None
-        reason = (
-            ALREADY_EXISTS.format(integration_id=integration_id)
-            if result.status == 409
-            else result.summary() or "no audience id in the answer"
-        )
+        if result.status == 409:
+            reason = ALREADY_EXISTS.format(integration_id=integration_id)
+        elif result.outcome is Answer.SUCCESS:
+            reason = "no audience id in the answer"
+        else:
+            reason = result.summary()
         sender.record(events, result, Outcome.FAILED)
         outbox.finish(events, Status.FAILED, CREATE_FAILED.format(key=key, reason=reason))
         return None
