@@ -4,6 +4,7 @@ Both must store, remember and count alike; the portable one is run on whatever
 database the suite has, so a PostgreSQL run checks it too."""
 
 import json
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -62,6 +63,11 @@ def test_a_batch_is_stored_once_per_message_and_counted(destination, post_events
     assert set(rows) == {"identify", "page", "invalid"}
     assert (rows["identify"].message_id, rows["identify"].status) == ("a", Status.PENDING)
     assert (rows["page"].message_id, rows["page"].status) == ("m-1", Status.SKIPPED)
+    # Queued now: due at once. Skipped rows are never due.
+    queued = rows["identify"]
+    assert queued.queued_at == queued.next_attempt_at
+    assert abs(queued.queued_at - queued.received_at) < timedelta(seconds=5)
+    assert (rows["page"].queued_at, rows["page"].next_attempt_at) == (None, None)
     assert rows["invalid"].payload is None  # JSON null: the event as received
     assert seen() == {row.message_id for row in rows.values()}
     remembered = SeenMessage.objects.get(message_id="a")
