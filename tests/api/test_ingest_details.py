@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from destinations.models import InboundEvent
+from destinations.models import EventMapping, InboundEvent
+from destinations.services import ingest
 from tests.conftest import SECRET, identify
 
 pytestmark = pytest.mark.django_db
@@ -63,3 +64,22 @@ def test_an_invalid_event_keeps_the_note_on_its_future_timestamp(destination, po
     assert row.notes == [
         {"attribute": "timestamp", "reason": "in the future; taken as the time received"}
     ]
+
+
+def test_the_track_mappings_are_read_in_three_queries_however_many(
+    destination, django_assert_num_queries
+):
+    for index in range(3):
+        mapping = EventMapping.objects.create(
+            destination=destination, segment_event=f"Event {index}", talon_event_type=f"e{index}"
+        )
+        mapping.properties.create(name="total", type="number")
+
+    with django_assert_num_queries(3):  # the attribute rows, the mappings, their properties
+        config = ingest.ingest_config(destination)
+
+    assert {name: len(rule.properties) for name, rule in config.events.items()} == {
+        "Event 0": 1,
+        "Event 1": 1,
+        "Event 2": 1,
+    }
