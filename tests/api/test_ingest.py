@@ -1,7 +1,7 @@
 import base64
 import json
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -558,3 +558,15 @@ def test_timestamp_within_five_minutes_ahead_is_kept(destination, post_events):
     row = InboundEvent.objects.get()
     assert row.timestamp == ahead
     assert row.notes == []
+
+
+def test_the_five_minutes_ahead_are_counted_to_the_microsecond(destination, monkeypatch):
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    at_the_limit = identify(message_id="limit", timestamp="2026-03-01T12:05:00Z")
+    beyond = identify(message_id="beyond", timestamp="2026-03-01T12:05:00.000001Z")
+
+    rows = {row.message_id: row for row in ingest_service.plan(destination, [at_the_limit, beyond])}
+
+    assert (rows["limit"].timestamp, rows["limit"].notes) == (now + timedelta(minutes=5), [])
+    assert (rows["beyond"].timestamp, rows["beyond"].notes) == (now, [ingest_service.FUTURE_NOTE])
