@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from destinations.models import DeliveryLease, InboundEvent, ProfileState
+from destinations.models import DeliveryLease, EventMapping, InboundEvent, ProfileState
 from destinations.services import ingest as ingest_service
 from tests.conftest import SECRET, identify, sign
 
@@ -462,6 +462,19 @@ def test_other_event_types_are_recorded_as_skipped(destination, post_events, eve
     assert row.status == Status.SKIPPED
     assert row.type == event_type
     assert f"{event_type} events are not delivered" in row.reason
+
+
+@pytest.mark.parametrize("name", [["Order Completed"], 7, None])
+def test_a_track_event_named_by_anything_but_text_is_not_listed(destination, post_events, name):
+    EventMapping.objects.create(
+        destination=destination, segment_event="Order Completed", talon_event_type="order"
+    )
+    event = {"type": "track", "userId": "u1", "messageId": "t1", "event": name}
+
+    assert post_events("acme", event).json() == {"accepted": 0, "skipped": 1, "duplicates": 0}
+    assert InboundEvent.objects.get().reason == (
+        f"track event {name!r} is not listed for Talon.One; not sent"
+    )
 
 
 def test_queued_identify_keeps_the_reason_of_each_trait_left_out(destination, post_events):
