@@ -181,6 +181,41 @@ def test_single_event_over_32_kb_is_413(destination, post_events):
     assert not InboundEvent.objects.exists()
 
 
+def sized(size: int) -> dict:
+    """An identify whose compact UTF-8 JSON is exactly `size` bytes."""
+    event = identify(traits={"email": "é"})
+    compact = len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
+    return identify(traits={"email": "é" + "x" * (size - compact)})
+
+
+def test_the_32_kb_event_limit_counts_compact_json_bytes(destination, post_events):
+    # Indented and escaped as sent, but measured as compact UTF-8: exactly the limit passes.
+    at_the_limit = json.dumps(sized(32768), indent=4).encode()
+    over = json.dumps(sized(32769), indent=4).encode()
+
+    assert post_events("acme", at_the_limit).status_code == 200
+    response = post_events("acme", over)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "The event is larger than 32768 bytes."}
+
+
+@pytest.mark.parametrize("body", [42, "identify", None, True])
+def test_a_body_that_is_not_an_event_says_what_is_accepted(destination, post_events, body):
+    response = post_events("acme", json.dumps(body).encode())
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "The body must be a Segment event object, an array of events, "
+        'or {"batch": [...]}.'
+    }
+
+
+def test_a_batch_item_that_is_not_an_object_is_skipped_saying_so(destination, post_events):
+    post_events("acme", [identify(), 42])
+
+    assert InboundEvent.objects.get(type="invalid").reason == "The event is not a JSON object."
+
+
 # --- One bad event does not cost its batch (Segment never retries a 4xx) ------
 
 CONTENT_ID = "sha256:"
