@@ -19,7 +19,8 @@ COLOURS = {
     "failed": "#c62828",
     "pending": "#e0a000",
 }
-BAR = 18
+BAR = 18  # an hour's bar
+DAY_BAR = 40  # a day's bar: as wide as its label ("Fri 20")
 GAP = 4
 LEFT = 44  # room for the scale's labels
 TOP = 16
@@ -68,6 +69,7 @@ def _destination(activity: Activity) -> SafeString:
             activity.days_total,
             lambda b: b.start.strftime("%a %d"),
             every=1,
+            bar=DAY_BAR,
         ),
     )
 
@@ -97,18 +99,19 @@ def _chart(
     tick: Callable[[Bucket], str],
     *,
     every: int,
+    bar: int = BAR,
 ) -> SafeString:
     top = max((b.received for b in buckets), default=0) or 1
-    width = LEFT + len(buckets) * (BAR + GAP)
+    width = LEFT + len(buckets) * (bar + GAP)
     height = TOP + HEIGHT + BOTTOM
     bars = format_html_join(
-        "", "{}", ((_bar(i, bucket, top, tick),) for i, bucket in enumerate(buckets))
+        "", "{}", ((_bar(i, bucket, top, tick, bar),) for i, bucket in enumerate(buckets))
     )
     ticks = format_html_join(
         "",
         '<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>',
         (
-            (LEFT + i * (BAR + GAP) + BAR // 2, TOP + HEIGHT + 14, tick(bucket))
+            (LEFT + i * (bar + GAP) + bar // 2, TOP + HEIGHT + 14, tick(bucket))
             for i, bucket in enumerate(buckets)
             if i % every == 0
         ),
@@ -147,8 +150,10 @@ def _chart(
     )
 
 
-def _bar(index: int, bucket: Bucket, top: int, tick: Callable[[Bucket], str]) -> SafeString:
-    x = LEFT + index * (BAR + GAP)
+def _bar(
+    index: int, bucket: Bucket, top: int, tick: Callable[[Bucket], str], width: int
+) -> SafeString:
+    x = LEFT + index * (width + GAP)
     base = TOP + HEIGHT
     parts = []
     below = 0
@@ -160,7 +165,7 @@ def _bar(index: int, bucket: Bucket, top: int, tick: Callable[[Bucket], str]) ->
         low = round(HEIGHT * below / top)
         below += count
         high = max(low + 1, round(HEIGHT * below / top))
-        parts.append((x, base - high, BAR, high - low, COLOURS[status]))
+        parts.append((x, base - high, width, high - low, COLOURS[status]))
     rects = format_html_join("", '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>', parts)
     counts = ", ".join(f"{status} {bucket.counts[status]}" for status in STATUSES)
     return format_html(

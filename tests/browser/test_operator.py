@@ -192,11 +192,6 @@ def test_pages_fit_1280_px(stack: Stack, make_shop, operator, log_in):
     assert overflows == dict.fromkeys(overflows, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the dashboard's 7-day chart is too narrow for its day labels at 1280 px: "
-    "'Fri 20', 'Sat 21', ... are drawn over each other",
-)
 def test_dashboard_labels_do_not_overlap(stack: Stack, make_shop, operator, log_in):
     send_a_mix(stack, make_shop())
     page = log_in(operator)
