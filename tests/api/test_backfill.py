@@ -62,6 +62,28 @@ def test_json_lines_go_through_ingest_with_a_summary(destination, tmp_path, caps
     assert "must be a string or an integer" in InboundEvent.objects.get(message_id="m2").reason
 
 
+def line_of(size: int, message_id: str) -> str:
+    """A JSON line of `size` bytes, its newline included."""
+
+    def line(padding: str) -> str:
+        return json.dumps(identify("u1", message_id, traits={"email": "a@x.io", "pad": padding}))
+
+    return line("x" * (size - len(line("")) - 1))
+
+
+def test_a_json_line_is_read_up_to_the_event_size_limit(destination, tmp_path, capsys):
+    path = tmp_path / "events.jsonl"
+    lines = [line_of(32768, "at-the-limit"), line_of(32769, "over"), json.dumps(identify())]
+    path.write_text("\n".join(lines))
+    assert [len(line) + 1 for line in lines[:2]] == [32768, 32769]
+
+    out = run(path, capsys=capsys)
+
+    assert "3 lines read: 2 events accepted, 0 duplicates, 0 skipped, 1 invalid lines." in out
+    assert "invalid 1: The request body is larger than 32768 bytes." in out
+    assert not InboundEvent.objects.filter(message_id="over").exists()
+
+
 def test_a_csv_row_is_an_identify_at_the_files_time(destination, tmp_path, capsys):
     path = write_csv(tmp_path / "people.csv", [["u1", "a@x.io", "gold"], ["u2", "", "silver"]])
     os.utime(path, (1767225600, 1767225600))
