@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent
-from destinations.services import delivery
+from destinations.services import delivery, outbox
 from destinations.services.handlers import profiles
 from tests.conftest import identify
 from tests.local_server import scripted_talon
@@ -150,3 +150,45 @@ def test_only_the_attributes_older_than_delivered_ones_are_stale():
     assert entry.attributes == {"email": "new@x.io", "age": 3}
     assert entry.stale == {7: ["plan"]}
     assert entry.timestamps == {"email": event.timestamp, "age": event.timestamp}
+
+
+def test_the_backoff_doubles_up_to_two_to_the_thirtieth_base(settings):
+    settings.DELIVERY_BACKOFF_BASE_SECONDS = 1
+    settings.DELIVERY_BACKOFF_MAX_SECONDS = 1e308
+    for attempt in (31, 32, 5000):
+        assert 2**29 <= outbox.backoff(attempt).total_seconds() <= 2**30
+
+
+def test_without_retry_after_a_short_backoff_stays_short(settings):
+    settings.DELIVERY_BACKOFF_BASE_SECONDS = 0.1
+    assert 0.05 <= outbox.backoff(1).total_seconds() <= 0.1
+    assert 0.05 <= outbox.backoff(1, retry_after=None).total_seconds() <= 0.1
+
+
+def test_profiles_failing_in_one_bulk_each_wait_by_their_own_attempts(
+    make_destination, post_events, backoff_settings
+):
+    with scripted_talon(lambda body: (503, {}, None)) as (url, received):
+        destination = make_destination(base_url=url)
+        send(post_events, identify("u1", "tried"), identify("u2", "new"))
+        InboundEvent.objects.filter(message_id="tried").update(attempts=4)
+
+        delivery.flush(destination.pk)
+
+    assert len(received) == 1  # one bulk request for both
+    assert 80 - 1 <= wait_of("tried") <= 160
+    assert 5 - 1 <= wait_of("new") <= 10
+
+
+def test_a_request_whose_events_all_gave_up_is_recorded_as_failed(
+    make_destination, post_events, backoff_settings
+):
+    with scripted_talon(lambda body: (503, {}, None)) as (url, _):
+        destination = make_destination(base_url=url)
+        send(post_events, identify("u1", "old"))
+        InboundEvent.objects.update(queued_at=timezone.now() - timedelta(days=2))
+
+        delivery.flush(destination.pk)
+
+    assert InboundEvent.objects.get().status == Status.FAILED
+    assert DeliveryAttempt.objects.get().outcome == DeliveryAttempt.Outcome.FAILED
