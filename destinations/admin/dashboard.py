@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -41,7 +40,7 @@ def dashboard(activities: list[Activity], counted_at: datetime) -> SafeString:
     return format_html(
         '<p class="help">Events received per hour (last 24 hours) and per day (last 7 days), '
         "by their status at {} (counted at most once a minute). {}</p>{}",
-        date_format(timezone.localtime(counted_at), "TIME_FORMAT"),
+        timezone.localtime(counted_at).strftime("%H:%M:%S %Z"),
         legend,
         sections,
     )

@@ -73,6 +73,7 @@ def test_counts_per_hour_and_day_by_status(destinations, django_assert_max_num_q
 
 def test_the_charts_say_their_numbers_in_text(destinations):
     html = dashboard(activity(NOW), NOW)
+    assert "by their status at 14:30:00 UTC (counted at most once a minute)" in html
 
     assert "<h3>Shop</h3>" in html
     assert "<h3>Quiet</h3>" in html
