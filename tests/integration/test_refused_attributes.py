@@ -260,3 +260,29 @@ def test_retrying_now_touches_only_that_destinations_waiting_refusals(make_desti
     assert now <= retry_at[("acme", "waiting")] <= after
     assert retry_at[("acme", "due")] == earlier
     assert retry_at[("other", "waiting")] == later
+
+
+def test_a_refusal_seen_again_adds_its_events_and_is_renewed_only_there(make_destination, settings):
+    acme, other = make_destination(), make_destination("other")
+    for destination, name in [(acme, "plan"), (acme, "tier"), (other, "plan"), (other, "tier")]:
+        refusals.record(
+            destination, name, "first answer", example_value="a", example_event_id=None, events=2
+        )
+    before = timezone.now()
+
+    refusals.record(
+        acme, "plan", "second answer", example_value="b", example_event_id=None, events=3
+    )
+    refusals.count(acme, {"tier": 4})
+
+    rows = {(r.destination.slug, r.name): r for r in RefusedAttribute.objects.all()}
+    plan = rows[("acme", "plan")]
+    assert (plan.event_count, plan.message, plan.example_value) == (5, "second answer", "b")
+    assert plan.retry_at >= before + settings.REFUSED_ATTRIBUTE_RETRY
+    tier = rows[("acme", "tier")]
+    assert (tier.event_count, tier.message) == (6, "first answer")
+    assert tier.last_seen_at >= before
+    for name in ("plan", "tier"):
+        untouched = rows[("other", name)]
+        assert (untouched.event_count, untouched.message) == (2, "first answer")
+        assert untouched.last_seen_at < before
