@@ -117,6 +117,17 @@ def test_bulk_request_over_talon_ones_limit_is_refused_before_sending():
         client.update_profiles(too_many)
 
 
+def test_membership_changes_over_talon_ones_limit_are_refused_before_sending():
+    client = TalonOneClient("http://127.0.0.1:9", "key")
+    too_many = [
+        {"action": "add", "profileIntegrationId": f"u{i}", "audienceId": 7}
+        for i in range(BULK_LIMIT + 1)
+    ]
+
+    with pytest.raises(ValueError, match=f"at most {BULK_LIMIT} changes"):
+        client.update_audiences(too_many)
+
+
 def test_bulk_request_at_talon_ones_limit_is_sent_whole():
     with scripted_talon(lambda body: (204, {}, None)) as (url, received):
         result = TalonOneClient(url, "key").update_profiles(
