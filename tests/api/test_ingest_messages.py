@@ -145,3 +145,23 @@ def test_a_batch_with_one_unstorable_value_is_refused_whole(destination, post_ev
     assert response.status_code == 400
     assert "NUL character" in response.json()["detail"]
     assert post_events("acme", identify()).json()["accepted"] == 1
+
+
+@pytest.mark.parametrize("after", ['"plain"', "1", "null", "true"])
+def test_an_unstorable_value_is_found_whatever_comes_after_it(destination, post_events, after):
+    raw = b'[{"type": "identify", "userId": "u\\u0000"}, ' + after.encode() + b"]"
+
+    response = post_raw(post_events, raw)
+
+    assert response.json() == {
+        "detail": "The body holds a NUL character (\\u0000), which cannot be stored."
+    }
+
+
+def test_the_body_may_nest_64_levels_and_no_more(destination, post_events):
+    at_the_limit = post_raw(post_events, b"[" * 64 + b"]" * 64)
+    over = post_raw(post_events, b"[" * 65 + b"]" * 65)
+
+    assert at_the_limit.json() == {"accepted": 0, "skipped": 1, "duplicates": 0}
+    assert over.status_code == 400
+    assert over.json() == {"detail": "The body is nested too deeply (over 64 levels)."}

@@ -620,6 +620,19 @@ def test_forward_engage_off_treats_engage_traits_as_ordinary() -> None:
     assert listed == MappingResult({"vip_users": False}, ())
 
 
+@pytest.mark.parametrize("name", ["A-b", "Z-b", "a-b", "z-b"])
+def test_a_name_starting_with_any_ascii_letter_is_refused_only_for_its_other_characters(
+    name: str,
+) -> None:
+    assert attribute_name_error(name) == (
+        "Talon.One attribute names may hold only ASCII letters, digits and underscores, not '-'."
+    )
+
+
+def test_an_empty_attribute_name_is_refused_saying_so() -> None:
+    assert attribute_name_error("") == "Talon.One attribute names cannot be empty."
+
+
 def test_with_audiences_as_memberships_only_computed_traits_pass_through() -> None:
     config = MappingConfig(rules=(), audiences_as_attributes=False)
     trait = {"computation_class": "trait", "computation_key": "score"}
