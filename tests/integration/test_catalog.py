@@ -275,6 +275,21 @@ def test_odd_attributes_are_kept_within_the_columns(make_destination):
     ]
 
 
+def test_any_non_negative_talon_one_id_is_kept(make_destination):
+    page = {
+        "totalResultSize": 2,
+        "data": [
+            {"name": "zero", "type": "string", "id": 0},
+            {"name": "one", "type": "string", "id": 1},
+        ],
+    }
+    with talon_answering([(200, {}, page)]) as (url, _):
+        shop, error = read_from(make_destination, url)
+
+    assert error == ""
+    assert dict(shop.talon_attributes.values_list("name", "talon_id")) == {"zero": 0, "one": 1}
+
+
 # The identify calls the traits seen are read from.
 
 
