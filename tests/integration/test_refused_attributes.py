@@ -99,6 +99,10 @@ def test_an_update_of_only_refused_attributes_fails_with_talon_ones_answer(
         )
         assert [n["attribute"] for n in event.notes] == [AUDIENCE]
     assert RefusedAttribute.objects.get(name=AUDIENCE).event_count == 2
+    # The audit log says why: an update with no attributes showed the profile is fine
+    # (once: the refusal is remembered for the second profile).
+    errors = list(DeliveryAttempt.objects.order_by("id").values_list("error", flat=True))
+    assert errors.count("the profile itself is accepted: the attributes are refused") == 1
 
 
 def test_a_remembered_refusal_costs_later_events_no_failing_request(
