@@ -208,11 +208,30 @@ def test_other_methods_are_405_with_allow(client, destination, method, url):
     assert set(response["Allow"].replace(" ", "").split(",")) >= {"POST", "PUT", "PATCH"}
 
 
-def test_a_chunked_body_is_400_with_a_message(client, destination):
-    response = send(client, b"", {**BEARER, "Transfer-Encoding": "chunked"})
+@pytest.mark.parametrize("encoding", ["chunked", "gzip, Chunked"])
+def test_a_chunked_body_is_400_with_a_message(client, destination, encoding):
+    response = send(client, b"", {**BEARER, "Transfer-Encoding": encoding})
 
     assert response.status_code == 400
-    assert "Chunked request bodies are not supported" in response.json()["detail"]
+    assert response.json() == {
+        "detail": "Chunked request bodies are not supported: send the body with a Content-Length."
+    }
+
+
+def test_a_content_length_that_is_not_a_length_is_400_saying_so(client, destination):
+    response = client.generic(
+        "POST", URL, b"{}", content_type="application/json", headers=BEARER, CONTENT_LENGTH="-1"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The Content-Length header is not a valid length."}
+
+
+def test_a_body_of_exactly_the_request_limit_is_read(client, destination, settings):
+    raw = js_json([segment_identify(i) for i in range(3)])
+    settings.INGEST_MAX_REQUEST_BYTES = len(raw)
+
+    assert send(client, raw, BEARER).json() == {"accepted": 3, "skipped": 0, "duplicates": 0}
 
 
 def test_batch_limits_are_configurable(client, destination, settings):
