@@ -132,12 +132,23 @@ def body_problem(request: Request, max_bytes: int) -> tuple[int, str] | None:
         f"The request body is larger than {max_bytes} bytes.",
     )
     if declared > max_bytes:
+        if declared <= 2 * max_bytes:
+            _discard(request)
         return too_large
     try:
         request.body  # noqa: B018 -- read now, within the limit; later reads are cached
     except (RequestDataTooBig, RawPostDataException):
         return too_large
     return None
+
+
+def _discard(request: Request) -> None:
+    """Reads the refused body and drops it: a server that answers and closes with the
+    body unread resets the connection, and a proxy still sending it (nginx) then answers
+    502 instead of this 413. Far larger bodies come only from clients that bypass the
+    proxy's own limit: those are not read."""
+    while request.read(64 * 1024):
+        pass
 
 
 def _declared_length(request: Request) -> int | None:
