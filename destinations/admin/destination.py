@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -375,9 +375,10 @@ class DestinationAdmin(
                     reverse("admin:destinations_eventmapping_change", args=[m.pk]),
                     m.segment_event,
                     m.talon_event_type,
-                    m.properties.count(),
+                    m.property_count,
                 )
-                for m in obj.event_mappings.all()
+                # One query for the mappings and their property counts.
+                for m in obj.event_mappings.annotate(property_count=Count("properties"))
             ),
         )
         return format_html(
