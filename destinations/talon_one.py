@@ -221,16 +221,77 @@ BAD_KEY = (
 )
 
 
-class TalonOneClient:
+class _ApiClient:
+    """What Talon.One's two APIs share: the guarded session, timeouts, key check,
+    redaction and error reading. Each API's client adds its own requests only, so
+    neither can send the other's with its key."""
+
     # How the key is named in the Authorization header, and the reason given
     # when it cannot be sent.
-    auth_scheme = "ApiKey-v1"
-    bad_key = BAD_KEY
+    auth_scheme: str
+    bad_key: str
 
     def __init__(self, base_url: str, api_key: str, session: requests.Session | None = None):
         self.base_url = base_url
         self._api_key = api_key
         self._session = session or guarded_session()
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None) -> Result:
+        url = self.base_url + path
+        shown = body if body is not None else {}
+        started = time.monotonic()
+        if not is_valid_secret(self._api_key):
+            return Result(
+                method, url, shown, Outcome.PERMANENT, None, "", self.bad_key, _elapsed_ms(started)
+            )
+        try:
+            response = self._session.request(
+                method,
+                url,
+                json=body,
+                headers={"Authorization": f"{self.auth_scheme} {self._api_key}"},
+                timeout=(settings.TALON_CONNECT_TIMEOUT, settings.TALON_READ_TIMEOUT),
+                allow_redirects=False,
+                stream=True,
+            )
+            with response:
+                text = _read_text(response)
+        except Exception as exc:  # every failure to build or send becomes a recorded attempt
+            # The reason names the kind of failure only: the exception's text
+            # may quote the URL and headers, the key among them.
+            outcome, error = _failure(exc)
+            return Result(method, url, shown, outcome, None, "", error, _elapsed_ms(started))
+        text = self._redact(text)
+        outcome = classify(response.status_code)
+        return Result(
+            method=method,
+            url=url,
+            body=shown,
+            outcome=outcome,
+            status=response.status_code,
+            response_body=text[:RESPONSE_BODY_LIMIT],
+            error="",
+            duration_ms=_elapsed_ms(started),
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            message="" if outcome is Outcome.SUCCESS else read_error(text),
+            data=_json(text) if outcome is Outcome.SUCCESS else None,
+        )
+
+    def _redact(self, text: str) -> str:
+        """Talon.One's answer without the key, even if the answer echoes the request
+        (as sent, JSON-escaped or percent-encoded). Before any cut, so no half of it
+        stays either."""
+        forms = {self._api_key, json.dumps(self._api_key)[1:-1], quote(self._api_key, safe="")}
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, REDACTED)
+        return text
+
+
+class TalonOneClient(_ApiClient):
+    """Talon.One's Integration API."""
+
+    auth_scheme = "ApiKey-v1"
+    bad_key = BAD_KEY
 
     def update_profile(
         self,
@@ -286,56 +347,6 @@ class TalonOneClient:
         document; Segment's own Talon.One destination tests its connection with it."""
         return self._send("GET", "/v2/authping", None)
 
-    def _send(self, method: str, path: str, body: dict[str, Any] | None) -> Result:
-        url = self.base_url + path
-        shown = body if body is not None else {}
-        started = time.monotonic()
-        if not is_valid_secret(self._api_key):
-            return Result(
-                method, url, shown, Outcome.PERMANENT, None, "", self.bad_key, _elapsed_ms(started)
-            )
-        try:
-            response = self._session.request(
-                method,
-                url,
-                json=body,
-                headers={"Authorization": f"{self.auth_scheme} {self._api_key}"},
-                timeout=(settings.TALON_CONNECT_TIMEOUT, settings.TALON_READ_TIMEOUT),
-                allow_redirects=False,
-                stream=True,
-            )
-            with response:
-                text = _read_text(response)
-        except Exception as exc:  # every failure to build or send becomes a recorded attempt
-            # The reason names the kind of failure only: the exception's text
-            # may quote the URL and headers, the key among them.
-            outcome, error = _failure(exc)
-            return Result(method, url, shown, outcome, None, "", error, _elapsed_ms(started))
-        text = self._redact(text)
-        outcome = classify(response.status_code)
-        return Result(
-            method=method,
-            url=url,
-            body=shown,
-            outcome=outcome,
-            status=response.status_code,
-            response_body=text[:RESPONSE_BODY_LIMIT],
-            error="",
-            duration_ms=_elapsed_ms(started),
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            message="" if outcome is Outcome.SUCCESS else read_error(text),
-            data=_json(text) if outcome is Outcome.SUCCESS else None,
-        )
-
-    def _redact(self, text: str) -> str:
-        """Talon.One's answer without the key, even if the answer echoes the request
-        (as sent, JSON-escaped or percent-encoded). Before any cut, so no half of it
-        stays either."""
-        forms = {self._api_key, json.dumps(self._api_key)[1:-1], quote(self._api_key, safe="")}
-        for form in sorted(forms, key=len, reverse=True):
-            text = text.replace(form, REDACTED)
-        return text
-
 
 # Talon.One's Management API allows about 3 requests/s per endpoint.
 MANAGEMENT_REQUEST_INTERVAL_SECONDS = 0.35  # a margin for network jitter
@@ -357,7 +368,7 @@ class CatalogAttribute:
     talon_id: int | None
 
 
-class ManagementClient(TalonOneClient):
+class ManagementClient(_ApiClient):
     """Talon.One's Management API, read-only: the customer-profile attribute
     definitions. Same guarded session, timeouts, redaction and error reading as
     the Integration API client; requests are spaced to stay within its limit."""
