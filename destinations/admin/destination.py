@@ -335,11 +335,22 @@ class DestinationAdmin(
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        if request.method == "GET" and object_id:
-            destination = self.get_object(request, object_id)
-            if destination is not None and secrets.accepts_unsigned(destination):
-                self.message_user(request, UNSIGNED_WARNING, messages.WARNING)
         return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Destination | None = None,
+    ) -> HttpResponse:
+        # The destination the page loaded, as stored on a GET (a POST's form has
+        # changed it): no second load for the warning.
+        if request.method == "GET" and obj is not None and secrets.accepts_unsigned(obj):
+            self.message_user(request, UNSIGNED_WARNING, messages.WARNING)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_related(
         self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
