@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -28,6 +27,7 @@ from destinations.admin.common import (
     admin_page,
     back_to_change_page,
     cut,
+    cut_json,
     manages_connection,
     object_or_404,
     pretty,
@@ -478,7 +478,7 @@ class RefusedAttributeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="example value")
     def example(self, obj: RefusedAttribute) -> str:
-        return cut(json.dumps(obj.example_value, ensure_ascii=False), 80)
+        return cut_json(obj.example_value, 80)
 
     @admin.display(description="Talon.One answered")
     def message_short(self, obj: RefusedAttribute) -> str:

@@ -5,7 +5,6 @@ has and what traits carry. Reading the catalog and adding a row are POSTs
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Any
 
@@ -19,7 +18,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from destinations.admin.common import admin_page, back_to_change_page, cut, object_or_404
+from destinations.admin.common import admin_page, back_to_change_page, cut_json, object_or_404
 from destinations.models import Destination
 from destinations.selectors.catalog import CatalogView, RowCheck, Suggestion, catalog_view
 from destinations.services import catalog
@@ -222,7 +221,7 @@ def _suggestion_cells(suggestion: Suggestion, can_add: bool, seen: bool) -> Safe
     if seen:
         cells += [
             format_html("{}", suggestion.count),
-            format_html("<code>{}</code>", _shown(suggestion.example)),
+            format_html("<code>{}</code>", cut_json(suggestion.example, 40)),
             format_html("{}", suggestion.talon_type)
             if suggestion.in_talon_one
             else format_html('<span class="catalog-flag">{}</span>', "⚠ not in Talon.One"),
@@ -260,7 +259,7 @@ def _engage(view: CatalogView) -> SafeString:
                 s.name,
                 s.computation_class,
                 s.count,
-                _shown(s.example),
+                cut_json(s.example, 40),
                 f"⚠ create it in Talon.One (Customer profile, {s.type})"
                 if s.type
                 else "⚠ create it in Talon.One (Customer profile)",
@@ -274,7 +273,3 @@ def _engage(view: CatalogView) -> SafeString:
         title,
         rows,
     )
-
-
-def _shown(value: Any) -> str:
-    return cut(json.dumps(value, ensure_ascii=False), 40)

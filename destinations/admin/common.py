@@ -61,12 +61,12 @@ def _refused_headers(with_destination: bool) -> list[str]:
 
 
 def _refused_cells(row: RefusedAttribute, with_destination: bool) -> SafeString:
-    example = json.dumps(row.example_value, ensure_ascii=False)
+    example = cut_json(row.example_value, 80)
     if row.example_event_id:
         url = reverse("admin:destinations_inboundevent_change", args=[row.example_event_id])
-        example_cell = format_html('<a href="{}">{}</a>', url, cut(example, 80))
+        example_cell = format_html('<a href="{}">{}</a>', url, example)
     else:
-        example_cell = format_html("{}", cut(example, 80))
+        example_cell = format_html("{}", example)
     cells = [
         format_html("<strong>{}</strong>", row.name),
         format_html("{}", row.event_count),
@@ -81,6 +81,11 @@ def _refused_cells(row: RefusedAttribute, with_destination: bool) -> SafeString:
 
 def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cut_json(value: Any, limit: int) -> str:
+    """A value as JSON (non-ASCII kept readable), at most `limit` characters."""
+    return cut(json.dumps(value, ensure_ascii=False), limit)
 
 
 def manages_connection(request: HttpRequest) -> bool:

@@ -3,7 +3,6 @@ and a paginator that never counts a million rows."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,7 +12,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from destinations.admin.common import cut
+from destinations.admin.common import cut, cut_json
 from destinations.selectors import audit
 
 # Lists count at most this many matches (10 pages) and say "more than" past it:
@@ -96,12 +95,11 @@ def notes_table(notes: Any, payload: Any) -> SafeString | str:
         if not isinstance(note, Mapping):
             continue
         name = str(note.get("attribute", ""))
-        value = json.dumps(values[name], ensure_ascii=False) if name in values else "—"
         rows.append(
             (
                 "audit-dropped" if audit.is_dropped(note) else "",
                 name,
-                cut(value, 200),
+                cut_json(values[name], 200) if name in values else "—",
                 note.get("reason", ""),
             )
         )
