@@ -45,7 +45,6 @@ class PreviewMixin(admin.ModelAdmin):
             raise PermissionDenied
         can_pick = request.user.has_perm(VIEW_EVENTS)
         can_ask = self.has_change_permission(request, destination)
-        text = ""
         if request.method == "POST":
             form = PreviewForm(request.POST)
             text = form.cleaned_data["event"] if form.is_valid() else ""
