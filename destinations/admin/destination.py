@@ -188,6 +188,10 @@ class AttributeMappingInline(admin.TabularInline):
 
 
 @admin.register(Destination)
+@method_decorator(
+    sensitive_post_parameters("api_key", "management_api_key", "shared_secret", "write_key"),
+    name="changeform_view",
+)
 class DestinationAdmin(
     CatalogMixin, PreviewMixin, CustomerMixin, ConnectionTestMixin, RoleAwareAdmin
 ):
@@ -324,18 +328,6 @@ class DestinationAdmin(
 
     def has_delete_permission(self, request: HttpRequest, obj: Destination | None = None) -> bool:
         return manages_connection(request) and super().has_delete_permission(request, obj)
-
-    @method_decorator(
-        sensitive_post_parameters("api_key", "management_api_key", "shared_secret", "write_key")
-    )
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def render_change_form(
         self,
