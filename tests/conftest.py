@@ -48,6 +48,12 @@ def identify(user_id: str | None = "user-1", message_id: str = "m-1", **fields: 
     return event
 
 
+def send(post_events: Callable[..., Any], *events: dict, slug: str = "acme") -> None:
+    """POST events as one signed batch, which ingest must accept."""
+    response = post_events(slug, list(events))
+    assert response.status_code == 200, response.content
+
+
 def pending_profile_update(
     destination: Destination, user_id: str = "u1", message_id: str = "m-1"
 ) -> InboundEvent:
@@ -74,6 +80,15 @@ def fresh_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record flush nudges instead of queueing tasks, for tests that stop at the
+    database or flush by hand; a module opts in with usefixtures("no_broker")."""
+    nudged: list[int] = []
+    monkeypatch.setattr("destinations.services.delivery.nudge", nudged.append)
+    return nudged
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from tests.security.conftest import (  # noqa: F401 (fixtures)
     login,
     make_user,
     marketer,
-    no_broker,
     operator,
     roles,
 )

@@ -12,16 +12,10 @@ from destinations.services.ingest import first_element
 from tests.conftest import SECRET, identify, sign
 from tests.segment_payloads import actions_batch, js_json, segment_identify
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 URL = "/api/v1/segment/acme/"
 BEARER = {"Authorization": f"Bearer {SECRET}"}
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """These tests stop at the database."""
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
 
 
 @pytest.fixture

@@ -12,15 +12,9 @@ from destinations.models import Destination, InboundEvent
 from destinations.services import tracking
 from tests.conftest import identify
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 WRITE_KEY = "wk_9f3Kq2LmNp7Rs5Tv8XyZ"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """These tests stop at the database."""
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
 
 
 @pytest.fixture

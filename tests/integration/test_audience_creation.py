@@ -8,20 +8,15 @@ from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent, TalonAudience
 from destinations.services import delivery
-from tests.conftest import identify
+from tests.conftest import identify, send
 from tests.local_server import scripted_talon
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 Status = InboundEvent.Status
 Outcome = DeliveryAttempt.Outcome
 AUDIENCE = "high_value_customers"
 COMPUTATION_ID = "aud_2Fxq9"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
 
 
 def entry(user_id="u1", message_id="in-1"):
@@ -37,11 +32,6 @@ def entry(user_id="u1", message_id="in-1"):
             }
         },
     )
-
-
-def send(post_events, *events, slug="acme"):
-    response = post_events(slug, list(events))
-    assert response.status_code == 200, response.content
 
 
 def attempts():

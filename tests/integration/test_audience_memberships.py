@@ -8,20 +8,15 @@ from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent, TalonAudience
 from destinations.services import delivery
-from tests.conftest import identify
+from tests.conftest import identify, send
 from tests.local_server import scripted_talon
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 Status = InboundEvent.Status
 Outcome = DeliveryAttempt.Outcome
 AUDIENCE = "high_value_customers"
 MEMBERSHIPS = "/v2/customer_audiences"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
 
 
 def change(user_id, message_id, member=True, timestamp="2026-01-01T12:00:00Z"):
@@ -32,11 +27,6 @@ def change(user_id, message_id, member=True, timestamp="2026-01-01T12:00:00Z"):
         timestamp=timestamp,
         context={"personas": {"computation_class": "audience", "computation_key": AUDIENCE}},
     )
-
-
-def send(post_events, *events):
-    response = post_events("acme", list(events))
-    assert response.status_code == 200, response.content
 
 
 def memberships():

@@ -7,16 +7,12 @@ from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, EventMapping, InboundEvent
 from destinations.services import delivery
+from tests.conftest import send
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 Status = InboundEvent.Status
 Outcome = DeliveryAttempt.Outcome
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
 
 
 @pytest.fixture
@@ -26,11 +22,6 @@ def orders(make_destination):
         destination=destination, segment_event="Order Completed", talon_event_type="order"
     )
     return destination
-
-
-def send(post_events, *events):
-    response = post_events("acme", list(events))
-    assert response.status_code == 200, response.content
 
 
 def track(user_id, message_id, timestamp):

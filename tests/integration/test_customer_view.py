@@ -11,14 +11,9 @@ from destinations.selectors.customers import customer
 from destinations.services import delivery
 from tests.conftest import identify
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 AUDIENCE = "high_value_customers"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
 
 
 def deliver(post_events, destination, *events):

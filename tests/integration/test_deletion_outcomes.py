@@ -12,23 +12,13 @@ from django.utils import timezone
 from destinations.models import DeliveryAttempt, InboundEvent, ProfileState
 from destinations.services import delivery
 from destinations.services.handlers.deletions import scrub
-from tests.conftest import API_KEY, identify, pending_profile_update
+from tests.conftest import API_KEY, identify, pending_profile_update, send
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 Status = InboundEvent.Status
 Outcome = DeliveryAttempt.Outcome
 WHEN = "2026-01-02T00:00:00+00:00"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
-
-
-def send(post_events, *events):
-    response = post_events("acme", list(events))
-    assert response.status_code == 200, response.content
 
 
 def delete(user_id="u1", message_id="d1"):

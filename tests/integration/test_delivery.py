@@ -12,27 +12,17 @@ from django.utils import timezone
 from destinations.models import DeliveryAttempt, DeliveryLease, InboundEvent, ProfileState
 from destinations.services import delivery, outbox
 from destinations.services.handlers import profiles
-from tests.conftest import API_KEY, identify
+from tests.conftest import API_KEY, identify, send
 from tests.local_server import scripted_talon
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 Status = InboundEvent.Status
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
 
 
 @pytest.fixture
 def destination(make_destination):
     return make_destination(attributes=["email", "plan", ("age", "number"), "address_city"])
-
-
-def send(post_events, *events, slug="acme"):
-    response = post_events(slug, list(events))
-    assert response.status_code == 200, response.content
 
 
 def make_all_due():

@@ -12,14 +12,9 @@ from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, EventMapping, InboundEvent
 from destinations.services import delivery
-from tests.conftest import identify
+from tests.conftest import identify, send
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture(autouse=True)
@@ -36,11 +31,6 @@ def destination(make_destination):
         destination=destination, segment_event="Order Completed", talon_event_type="order"
     )
     return destination
-
-
-def send(post_events, *events):
-    response = post_events("acme", list(events))
-    assert response.status_code == 200, response.content
 
 
 def track(message_id, timestamp):

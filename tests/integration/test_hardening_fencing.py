@@ -16,20 +16,10 @@ from django.utils import timezone
 from destinations.models import DeliveryLease, InboundEvent
 from destinations.services import delivery
 from destinations.services.outbox import Sender
-from tests.conftest import identify
+from tests.conftest import identify, send
 
 # The paused flusher runs in a thread: it must see the rows the test commits.
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
-
-
-def send(post_events, *events):
-    response = post_events("acme", list(events))
-    assert response.status_code == 200, response.content
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 
 class Pause:

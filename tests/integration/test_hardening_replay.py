@@ -15,14 +15,9 @@ from destinations.models import InboundEvent, SeenMessage
 from destinations.services import audit, delivery
 from tests.conftest import identify
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 AUDIENCE = "vip_customers"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
 
 
 @pytest.fixture

@@ -15,23 +15,13 @@ from destinations.models import (
     TalonAudience,
 )
 from destinations.services import delivery
-from tests.conftest import identify
+from tests.conftest import identify, send
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 Status = InboundEvent.Status
 Kind = InboundEvent.Kind
 AUDIENCE = "high_value_customers"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
-
-
-def send(post_events, *events):
-    response = post_events("acme", list(events))
-    assert response.status_code == 200, response.content
 
 
 def track(user_id, message_id, event="Order Completed", timestamp="2026-01-01T12:00:00Z", **props):

@@ -9,20 +9,12 @@ from django.utils import timezone
 from destinations.models import DeliveryAttempt, InboundEvent
 from destinations.services import delivery, outbox
 from destinations.services.handlers import profiles
-from tests.conftest import identify
+from tests.conftest import identify, send
 from tests.local_server import scripted_talon
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 Status = InboundEvent.Status
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """Flushes are called directly here: record nudges instead of queueing tasks."""
-    nudged: list[int] = []
-    monkeypatch.setattr("destinations.services.delivery.nudge", nudged.append)
-    return nudged
 
 
 @pytest.fixture
@@ -31,11 +23,6 @@ def backoff_settings(settings):
     settings.DELIVERY_BACKOFF_BASE_SECONDS = 10
     settings.DELIVERY_BACKOFF_MAX_SECONDS = 100_000
     return settings
-
-
-def send(post_events, *events, slug="acme"):
-    response = post_events(slug, list(events))
-    assert response.status_code == 200, response.content
 
 
 def wait_of(message_id: str) -> float:

@@ -20,14 +20,9 @@ from destinations.services import delivery, preview
 from destinations.services.handlers import audiences, profiles
 from tests.conftest import identify
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 AUDIENCE = "high_value_customers"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
 
 
 def nothing_stored():

@@ -10,28 +10,18 @@ from django.utils import timezone
 from destinations.models import DeliveryAttempt, InboundEvent, RefusedAttribute
 from destinations.services import delivery, refusals
 from destinations.services.handlers import profiles
-from tests.conftest import identify
+from tests.conftest import identify, send
 from tests.local_server import scripted_talon
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 Status = InboundEvent.Status
 AUDIENCE = "new_audience_not_in_talon"  # an Engage audience nobody created in Talon.One yet
 
 
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
-
-
 @pytest.fixture
 def destination(make_destination):
     return make_destination(attributes=["email", "plan", "notInTalon"])
-
-
-def send(post_events, *events):
-    response = post_events("acme", list(events))
-    assert response.status_code == 200, response.content
 
 
 def engage_identify(user_id, message_id, **traits):

@@ -21,14 +21,6 @@ roles_migration = importlib.import_module("destinations.migrations.0003_roles")
 
 
 @pytest.fixture
-def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record flush nudges instead of queueing tasks."""
-    nudged: list[int] = []
-    monkeypatch.setattr("destinations.services.delivery.nudge", nudged.append)
-    return nudged
-
-
-@pytest.fixture
 def destination(db: None) -> Destination:
     return Destination.objects.create(
         name="Acme", slug="acme", base_url=BASE_URL, api_key=API_KEY, shared_secret=SECRET
