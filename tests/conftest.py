@@ -48,6 +48,30 @@ def identify(user_id: str | None = "user-1", message_id: str = "m-1", **fields: 
     return event
 
 
+def audience_identify(
+    user_id: str | None,
+    message_id: str,
+    audience: str,
+    member: bool = True,
+    *,
+    computation_id: str | None = None,
+    traits: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict:
+    """An identify as Engage sends it when a user enters (member) or leaves an
+    audience: the audience's boolean trait, named by context.personas."""
+    personas = {"computation_class": "audience", "computation_key": audience}
+    if computation_id is not None:
+        personas["computation_id"] = computation_id
+    return identify(
+        user_id,
+        message_id,
+        traits={audience: member, **(traits or {})},
+        context={"personas": personas},
+        **fields,
+    )
+
+
 def send(post_events: Callable[..., Any], *events: dict, slug: str = "acme") -> None:
     """POST events as one signed batch, which ingest must accept."""
     response = post_events(slug, list(events))

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from destinations.models import InboundEvent, SeenMessage
 from destinations.services import ingest
-from tests.conftest import identify
+from tests.conftest import audience_identify, identify
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
@@ -36,12 +36,7 @@ def destination(make_destination, insert_path):
 
 
 def membership(message_id: str) -> dict:
-    return identify(
-        "u1",
-        message_id,
-        traits={"email": "a@x.io", "vip": True},
-        context={"personas": {"computation_class": "audience", "computation_key": "vip"}},
-    )
+    return audience_identify("u1", message_id, "vip", traits={"email": "a@x.io"})
 
 
 def seen() -> set[str]:

@@ -7,7 +7,7 @@ upgrade is stored twice)."""
 import pytest
 
 from destinations.models import InboundEvent
-from tests.conftest import identify
+from tests.conftest import audience_identify
 
 pytestmark = pytest.mark.django_db
 
@@ -21,17 +21,8 @@ def destination(make_destination):
 
 
 def entry(message_id: str) -> dict:
-    return identify(
-        "u1",
-        message_id,
-        traits={"email": "a@x.io", "vip": True},
-        context={
-            "personas": {
-                "computation_class": "audience",
-                "computation_key": "vip",
-                "computation_id": "aud_1",
-            }
-        },
+    return audience_identify(
+        "u1", message_id, "vip", computation_id="aud_1", traits={"email": "a@x.io"}
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from destinations.models import DeliveryAttempt, EventMapping, InboundEvent, TalonAudience
-from tests.conftest import SECRET, identify
+from tests.conftest import SECRET, audience_identify, identify
 from tests.e2e.conftest import start_sandbox, start_web, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -38,13 +38,7 @@ def post(web, events):
 
 
 def audience_call(user_id, message_id, member, timestamp="2026-01-01T00:00:00Z"):
-    return identify(
-        user_id,
-        message_id,
-        traits={AUDIENCE: member},
-        timestamp=timestamp,
-        context={"personas": {"computation_class": "audience", "computation_key": AUDIENCE}},
-    )
+    return audience_identify(user_id, message_id, AUDIENCE, member, timestamp=timestamp)
 
 
 def settled():

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent, TalonAudience
 from destinations.services import delivery
-from tests.conftest import identify, send
+from tests.conftest import audience_identify, send
 from tests.local_server import scripted_talon
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
@@ -20,18 +20,7 @@ COMPUTATION_ID = "aud_2Fxq9"
 
 
 def entry(user_id="u1", message_id="in-1"):
-    return identify(
-        user_id,
-        message_id,
-        traits={AUDIENCE: True},
-        context={
-            "personas": {
-                "computation_class": "audience",
-                "computation_key": AUDIENCE,
-                "computation_id": COMPUTATION_ID,
-            }
-        },
-    )
+    return audience_identify(user_id, message_id, AUDIENCE, computation_id=COMPUTATION_ID)
 
 
 def attempts():

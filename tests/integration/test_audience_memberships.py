@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from destinations.models import DeliveryAttempt, InboundEvent, TalonAudience
 from destinations.services import delivery
-from tests.conftest import identify, send
+from tests.conftest import audience_identify, send
 from tests.local_server import scripted_talon
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
@@ -20,13 +20,7 @@ MEMBERSHIPS = "/v2/customer_audiences"
 
 
 def change(user_id, message_id, member=True, timestamp="2026-01-01T12:00:00Z"):
-    return identify(
-        user_id,
-        message_id,
-        traits={AUDIENCE: member},
-        timestamp=timestamp,
-        context={"personas": {"computation_class": "audience", "computation_key": AUDIENCE}},
-    )
+    return audience_identify(user_id, message_id, AUDIENCE, member, timestamp=timestamp)
 
 
 def memberships():

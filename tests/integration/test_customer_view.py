@@ -9,7 +9,7 @@ import pytest
 from destinations.models import InboundEvent, ProfileState
 from destinations.selectors.customers import customer
 from destinations.services import delivery
-from tests.conftest import identify
+from tests.conftest import audience_identify, identify
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
@@ -52,12 +52,7 @@ def test_audience_memberships_are_listed_and_a_deletion_empties_the_view(
     make_destination, post_events, sandbox
 ):
     shop = make_destination(attributes=["email"], engage_audiences="audience")
-    entry = identify(
-        "u1",
-        "enter",
-        traits={AUDIENCE: True},
-        context={"personas": {"computation_class": "audience", "computation_key": AUDIENCE}},
-    )
+    entry = audience_identify("u1", "enter", AUDIENCE)
     deliver(post_events, shop, entry)
 
     (found,) = customer("u1")

@@ -15,7 +15,7 @@ from destinations.models import (
     TalonAudience,
 )
 from destinations.services import delivery
-from tests.conftest import identify, send
+from tests.conftest import audience_identify, identify, send
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
@@ -36,18 +36,14 @@ def track(user_id, message_id, event="Order Completed", timestamp="2026-01-01T12
 
 
 def audience_call(user_id, message_id, member, timestamp="2026-01-01T12:00:00Z", **traits):
-    return identify(
+    return audience_identify(
         user_id,
         message_id,
-        traits={AUDIENCE: member, **traits},
+        AUDIENCE,
+        member,
+        computation_id="aud_2Fxq9",
+        traits=traits,
         timestamp=timestamp,
-        context={
-            "personas": {
-                "computation_class": "audience",
-                "computation_key": AUDIENCE,
-                "computation_id": "aud_2Fxq9",
-            }
-        },
     )
 
 

@@ -18,7 +18,7 @@ from destinations.models import (
 )
 from destinations.services import delivery, preview
 from destinations.services.handlers import audiences, profiles
-from tests.conftest import identify
+from tests.conftest import audience_identify, identify
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
@@ -36,18 +36,8 @@ def run(destination, event):
     return preview.preview(destination, json.dumps(event))
 
 
-def audience_call(member, **traits):
-    return identify(
-        "u1",
-        traits={AUDIENCE: member, **traits},
-        context={
-            "personas": {
-                "computation_class": "audience",
-                "computation_key": AUDIENCE,
-                "computation_id": "aud_2Fxq9",
-            }
-        },
-    )
+def audience_call(member):
+    return audience_identify("u1", "m-1", AUDIENCE, member, computation_id="aud_2Fxq9")
 
 
 def test_an_identify_becomes_the_exact_bulk_update_with_every_note(make_destination, sandbox):

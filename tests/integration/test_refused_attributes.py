@@ -10,7 +10,7 @@ from django.utils import timezone
 from destinations.models import DeliveryAttempt, InboundEvent, RefusedAttribute
 from destinations.services import delivery, refusals
 from destinations.services.handlers import profiles
-from tests.conftest import identify, send
+from tests.conftest import audience_identify, identify, send
 from tests.local_server import scripted_talon
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
@@ -25,13 +25,7 @@ def destination(make_destination):
 
 
 def engage_identify(user_id, message_id, **traits):
-    """An identify as Engage sends it when a user enters an audience."""
-    return identify(
-        user_id,
-        message_id,
-        traits={AUDIENCE: True, **traits},
-        context={"personas": {"computation_class": "audience", "computation_key": AUDIENCE}},
-    )
+    return audience_identify(user_id, message_id, AUDIENCE, traits=traits)
 
 
 def failing_requests(sandbox):
