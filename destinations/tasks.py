@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from destinations.services import audit, catalog, delivery
+from destinations.services import audit, catalog, delivery, nudge
 
 # Beyond this the sweeper (every few seconds) picks the work up anyway.
 MAX_COUNTDOWN_SECONDS = 30
@@ -25,7 +25,7 @@ def flush_destination(self, destination_id: int) -> None:  # type: ignore[no-unt
 def sweep() -> None:
     """Nudge every destination with due work that no flusher holds (beat)."""
     for destination_id in delivery.destinations_with_due_work():
-        delivery.nudge(destination_id)
+        nudge.nudge(destination_id)
 
 
 @shared_task

@@ -111,7 +111,7 @@ def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record flush nudges instead of queueing tasks, for tests that stop at the
     database or flush by hand; a module opts in with usefixtures("no_broker")."""
     nudged: list[int] = []
-    monkeypatch.setattr("destinations.services.delivery.nudge", nudged.append)
+    monkeypatch.setattr("destinations.services.nudge.nudge", nudged.append)
     return nudged
 
 

@@ -34,7 +34,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
 from destinations.models import Destination, InboundEvent, SeenMessage
-from destinations.services import delivery, secrets
+from destinations.services import nudge, secrets
 from destinations.services.mapping import (
     NOTHING_TO_SEND,
     AttributeRule,
@@ -282,7 +282,7 @@ def ingest(destination: Destination, events: list[Event]) -> IngestSummary:
         inserted = [row for row in rows if row.message_id in stored and not _derived_row(row)]
         accepted = sum(1 for row in inserted if row.status == InboundEvent.Status.PENDING)
         if accepted:
-            transaction.on_commit(lambda: delivery.nudge(destination.pk))
+            transaction.on_commit(lambda: nudge.nudge(destination.pk))
     skipped = Counter(row.reason for row in inserted if row.status == InboundEvent.Status.SKIPPED)
     return IngestSummary(
         accepted=accepted,

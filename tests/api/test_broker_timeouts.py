@@ -16,7 +16,7 @@ from celery import Celery
 from django.db import connections
 from pytest_django.fixtures import SettingsWrapper
 
-from destinations.services import delivery
+from destinations.services import nudge
 from integration_site import settings as site_settings
 
 # The nudge runs in a thread, which sees only committed rows.
@@ -59,7 +59,7 @@ def production_celery(
     production = runpy.run_path(site_settings.__file__)  # afresh, with this environment
     app = Celery("stalled", set_as_current=False)
     app.config_from_object(SimpleNamespace(**production), namespace="CELERY")
-    monkeypatch.setattr(delivery, "celery_app", app)
+    monkeypatch.setattr(nudge, "celery_app", app)
     settings.NUDGE_BROKER_TRANSPORT_OPTIONS = production["NUDGE_BROKER_TRANSPORT_OPTIONS"]
     return app
 
@@ -70,17 +70,17 @@ def test_nudge_gives_up_on_a_stalled_redis_at_once_and_says_so(
     destination = make_destination()
     raised: list[BaseException] = []
 
-    def nudge() -> None:
+    def send_nudge() -> None:
         try:
-            delivery.nudge(destination.pk)
+            nudge.nudge(destination.pk)
         except BaseException as exc:
             raised.append(exc)
         finally:
             connections.close_all()
 
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger=delivery.__name__):
-        worker = threading.Thread(target=nudge, daemon=True)
+    with caplog.at_level(logging.WARNING, logger=nudge.__name__):
+        worker = threading.Thread(target=send_nudge, daemon=True)
         worker.start()
         worker.join(timeout=15)
 
@@ -89,7 +89,7 @@ def test_nudge_gives_up_on_a_stalled_redis_at_once_and_says_so(
     assert time.monotonic() - started < 3
     assert len(stalled_redis.accepted) == 1
     assert raised == []
-    warnings = [r.getMessage() for r in caplog.records if r.name == delivery.__name__]
+    warnings = [r.getMessage() for r in caplog.records if r.name == nudge.__name__]
     assert warnings == [
         f"Could not queue a flush of destination {destination.pk}; the sweeper will"
     ]

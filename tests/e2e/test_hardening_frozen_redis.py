@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from destinations.services.delivery import NUDGE_WINDOW
+from destinations.services.nudge import NUDGE_WINDOW
 from tests.conftest import identify, sign
 from tests.e2e.conftest import RedisServer, start_sandbox, start_web, wait_for, worker_process
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from destinations.models import DeliveryLease
-from destinations.services import delivery
+from destinations.services import delivery, nudge
 from integration_site.celery import app
 from tests.conftest import identify
 
@@ -60,7 +60,7 @@ def fixed_now(monkeypatch):
 
 
 def test_the_queued_task_is_a_flush_of_that_destination(destination, broker_queue):
-    delivery.nudge(destination.pk)
+    nudge.nudge(destination.pk)
 
     assert broker_queue() == 1
     with app.connection_for_write() as connection:
@@ -79,7 +79,7 @@ def test_a_lease_running_out_this_instant_no_longer_stands_for_a_flusher(
 ):
     DeliveryLease.objects.create(destination=destination, holder="gone", expires_at=fixed_now)
 
-    delivery.nudge(destination.pk)
+    nudge.nudge(destination.pk)
 
     assert broker_queue() == 1
 
@@ -87,21 +87,19 @@ def test_a_lease_running_out_this_instant_no_longer_stands_for_a_flusher(
 def test_the_window_of_a_queued_task_ends_exactly_after_nudge_window(
     destination, broker_queue, fixed_now
 ):
-    DeliveryLease.objects.create(
-        destination=destination, nudged_at=fixed_now - delivery.NUDGE_WINDOW
-    )
+    DeliveryLease.objects.create(destination=destination, nudged_at=fixed_now - nudge.NUDGE_WINDOW)
 
-    delivery.nudge(destination.pk)
+    nudge.nudge(destination.pk)
 
     assert broker_queue() == 1
     assert DeliveryLease.objects.get().nudged_at == fixed_now
 
 
 def test_within_the_window_a_nudge_only_reads_the_lease(destination, broker_queue):
-    delivery.nudge(destination.pk)
+    nudge.nudge(destination.pk)
 
     with CaptureQueriesContext(db_connection) as queries:
-        delivery.nudge(destination.pk)
+        nudge.nudge(destination.pk)
 
     assert [q["sql"].split()[0] for q in queries] == ["SELECT"]
     assert broker_queue() == 1
@@ -113,8 +111,8 @@ def test_a_nudge_leaves_other_destinations_windows_alone(
     other = make_destination("other")
     DeliveryLease.objects.create(destination=other)
 
-    delivery.nudge(destination.pk)
-    delivery.nudge(other.pk)
+    nudge.nudge(destination.pk)
+    nudge.nudge(other.pk)
 
     assert broker_queue() == 2
     assert DeliveryLease.objects.filter(nudged_at__isnull=False).count() == 2
@@ -130,11 +128,11 @@ def test_of_two_requests_nudging_at_once_one_queues_the_task(destination, broker
         result = execute(sql, params, many, context)
         if not rival and sql.startswith("SELECT"):
             rival.append(destination.pk)
-            delivery.nudge(destination.pk)
+            nudge.nudge(destination.pk)
         return result
 
     with db_connection.execute_wrapper(rival_after_the_read):
-        delivery.nudge(destination.pk)
+        nudge.nudge(destination.pk)
 
     assert rival == [destination.pk]
     assert broker_queue() == 1

@@ -164,7 +164,7 @@ def test_the_customer_view_is_for_readers_of_the_audit_log(
 def test_the_customer_view_shows_what_was_delivered(
     login, marketer, shop, post_events, sandbox, monkeypatch
 ):
-    monkeypatch.setattr("destinations.services.delivery.nudge", lambda destination_id: None)
+    monkeypatch.setattr("destinations.services.nudge.nudge", lambda destination_id: None)
     body = identify("u1", "m-1", traits={"email": "ada@example.com", "plan": "gold"})
     assert post_events("shop", body).status_code == 200
     delivery.flush(shop.pk)

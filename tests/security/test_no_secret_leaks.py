@@ -14,7 +14,7 @@ from django.views.debug import ExceptionReporter
 
 from destinations.admin import DestinationAdmin
 from destinations.models import AttributeMapping, DeliveryAttempt, Destination, InboundEvent
-from destinations.services import delivery
+from destinations.services import delivery, nudge
 from tests.conftest import CATALOGUE, identify, sign
 from tests.security.conftest import API_KEY, OLD_SECRET, SECRET, change_form_data
 
@@ -33,7 +33,7 @@ def assert_no_secret(text: str, where: str) -> None:
 def sent_tasks(monkeypatch) -> list[tuple]:
     sent: list[tuple] = []
     monkeypatch.setattr(
-        delivery.celery_app, "send_task", lambda *args, **kwargs: sent.append((args, kwargs))
+        nudge.celery_app, "send_task", lambda *args, **kwargs: sent.append((args, kwargs))
     )
     return sent
 
