@@ -262,6 +262,9 @@ DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=1000)
 DELIVERY_LEASE_MARGIN_SECONDS = env.float("DELIVERY_LEASE_MARGIN_SECONDS", default=30.0)
 # A flush hands the worker back after this long, so destinations take turns.
 DELIVERY_FLUSH_SECONDS = env.float("DELIVERY_FLUSH_SECONDS", default=60.0)
+# Flushers per destination (PostgreSQL only), each for a share of its profiles
+# and of its rate limit: size the worker's concurrency to it.
+DELIVERY_SHARDS = env.int("DELIVERY_SHARDS", default=1)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=30)
 # The messageIds received are remembered longer than the audit rows: a request
 # replayed after its events were purged is still a duplicate.

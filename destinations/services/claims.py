@@ -14,14 +14,15 @@ from django.utils import timezone
 from destinations.models import Destination, InboundEvent, ProfileState
 from destinations.services.handlers.deletions import SUPERSEDED
 from destinations.services.outbox import finish, gave_up, lease_ttl
+from destinations.services.shards import WHOLE, Shard
 
 Status = InboundEvent.Status
 
 
-def claim(destination: Destination) -> list[InboundEvent]:
-    """The due profiles (at most one bulk request's worth) with all their pending
-    rows, in Segment-timestamp order. A row's attempt is counted when a request
-    carries it (Sender.send), not here: a claimed row that waits counts nothing.
+def claim(destination: Destination, shard: Shard = WHOLE) -> list[InboundEvent]:
+    """The shard's due profiles (at most one bulk request's worth) with all their
+    pending rows, in Segment-timestamp order. A row's attempt is counted when a
+    request carries it (Sender.send), not here: a claimed row that waits counts nothing.
 
     A profile's pending deletion takes only the rows up to its time: later ones
     wait until it is done. Rows older than a deletion already delivered are not
@@ -29,8 +30,10 @@ def claim(destination: Destination) -> list[InboundEvent]:
     now = timezone.now()
     _expire(destination, now)
     due = (
-        InboundEvent.objects.filter(
-            destination=destination, status=Status.PENDING, next_attempt_at__lte=now
+        shard.events(
+            InboundEvent.objects.filter(
+                destination=destination, status=Status.PENDING, next_attempt_at__lte=now
+            )
         )
         .order_by("next_attempt_at", "id")
         .values_list("user_id", flat=True)[: settings.DELIVERY_BATCH_SIZE]
