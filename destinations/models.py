@@ -395,12 +395,15 @@ class ProfileState(models.Model):
 
 
 class DeliveryLease(models.Model):
-    """Who flushes a destination now: one flusher at a time, so no profile has two
-    requests in flight, and an expired lease frees a destination whose worker died."""
+    """Who flushes a shard of a destination now (services/shards.py): one flusher
+    per shard at a time, so no profile has two requests in flight, and an expired
+    lease frees a shard whose worker died."""
 
-    destination = models.OneToOneField(
-        Destination, on_delete=models.CASCADE, primary_key=True, related_name="+"
-    )
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="+")
+    shard = models.PositiveSmallIntegerField(default=0)
+    # The shard count its flusher split the profiles by: flushers of another count
+    # (settings changed) wait until every lease of this one has ended.
+    shard_count = models.PositiveSmallIntegerField(default=1)
     holder = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(null=True)
     # When a flush task was last queued and no flusher has started since: ingest
@@ -409,6 +412,11 @@ class DeliveryLease(models.Model):
     # A fencing token: one more on every acquisition. A flusher sends only while the
     # lease still has its holder and generation, checked right before each request.
     generation = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "shard"], name="one_lease_per_shard")
+        ]
 
     def __str__(self) -> str:
         return f"{self.holder or 'free'} until {self.expires_at}"

@@ -29,30 +29,31 @@ from destinations.services import nudge, refusals
 from destinations.services.claims import claim
 from destinations.services.handlers import HANDLERS
 from destinations.services.outbox import LeaseLost, Sender, lease_ttl
+from destinations.services.shards import WHOLE, Shard
 
 logger = logging.getLogger(__name__)
 
 Status = InboundEvent.Status
 
 
-def flush(destination_id: int, task_id: str = "") -> datetime | None:
-    """Deliver what is due for one destination.
+def flush(destination_id: int, task_id: str = "", shard: Shard = WHOLE) -> datetime | None:
+    """Deliver what is due for one shard of a destination.
 
-    Returns when pending work is next due (a time in the past means now),
-    or None when nothing is pending or another flusher holds the lease.
+    Returns when the shard's pending work is next due (a time in the past means
+    now), or None when nothing is pending or another flusher holds the shard.
     """
     destination = Destination.objects.filter(pk=destination_id, enabled=True).first()
     if destination is None:  # deleted or disabled since the task was queued
         return None
     holder = f"{task_id or 'direct'}:{uuid.uuid4().hex[:8]}"
-    generation = _acquire_lease(destination_id, holder)
+    generation = _acquire_lease(destination_id, shard, holder)
     if generation is None:
         return None
     try:
-        sender = Sender(destination, task_id, holder, generation)
+        sender = Sender(destination, task_id, holder, generation, shard.count)
         deadline = timezone.now() + timedelta(seconds=settings.DELIVERY_FLUSH_SECONDS)
         while timezone.now() < deadline:
-            events = claim(destination)
+            events = claim(destination, shard)
             if not events:
                 break
             sender.new_round()
@@ -64,41 +65,62 @@ def flush(destination_id: int, task_id: str = "") -> datetime | None:
         # next flusher (maybe on another worker) cannot send too early.
         sender.wait_for_rate_limit()
     except LeaseLost:
-        logger.warning("Flusher of destination %s lost its lease; stopped", destination_id)
+        logger.warning(
+            "Flusher of destination %s (shard %s of %s) lost its lease; stopped",
+            destination_id,
+            shard.index,
+            shard.count,
+        )
     finally:
         DeliveryLease.objects.filter(destination_id=destination_id, holder=holder).update(
             holder="", expires_at=None
         )
-    return next_due(destination_id)
+    return next_due(destination_id, shard)
 
 
-def next_due(destination_id: int) -> datetime | None:
-    return InboundEvent.objects.filter(
-        destination_id=destination_id, status=Status.PENDING
+def next_due(destination_id: int, shard: Shard = WHOLE) -> datetime | None:
+    return shard.events(
+        InboundEvent.objects.filter(destination_id=destination_id, status=Status.PENDING)
     ).aggregate(due=Min("next_attempt_at"))["due"]
 
 
-def _acquire_lease(destination_id: int, holder: str) -> int | None:
-    """The lease's new generation (the fencing token of this flusher), or None
-    when another flusher holds it."""
+def _acquire_lease(destination_id: int, shard: Shard, holder: str) -> int | None:
+    """The shard lease's new generation (the fencing token of this flusher), or
+    None when another flusher holds it, or holds a lease of another shard count
+    (the count changed: the profiles of one shard then were in another's now)."""
     now = timezone.now()
-    DeliveryLease.objects.get_or_create(destination_id=destination_id)
-    # Starting consumes the queued nudge: work arriving from now on needs a new one.
-    taken = DeliveryLease.objects.filter(
-        Q(expires_at__isnull=True) | Q(expires_at__lte=now), destination_id=destination_id
-    ).update(
-        holder=holder,
-        expires_at=now + lease_ttl(),
-        nudged_at=None,
-        generation=F("generation") + 1,
-    )
-    if not taken:
-        return None
-    return (
-        DeliveryLease.objects.filter(destination_id=destination_id, holder=holder)
-        .values_list("generation", flat=True)
-        .first()
-    )
+    live = Q(expires_at__gt=now)
+    with transaction.atomic():
+        # Acquisitions of one destination's shards, one at a time: two counts never
+        # both see the other's leases free. (No key lock: ingest's inserts go on.)
+        destinations = Destination.objects.select_for_update(no_key=True)
+        if not destinations.filter(pk=destination_id).exists():
+            return None
+        DeliveryLease.objects.get_or_create(destination_id=destination_id, shard=shard.index)
+        other_count = DeliveryLease.objects.filter(live, destination_id=destination_id).exclude(
+            shard_count=shard.count
+        )
+        if other_count.exists():
+            return None
+        # Starting consumes the queued nudge: work arriving from now on needs a new one.
+        taken = (
+            DeliveryLease.objects.filter(destination_id=destination_id, shard=shard.index)
+            .exclude(live)
+            .update(
+                holder=holder,
+                expires_at=now + lease_ttl(),
+                shard_count=shard.count,
+                nudged_at=None,
+                generation=F("generation") + 1,
+            )
+        )
+        if not taken:
+            return None
+        return (
+            DeliveryLease.objects.filter(destination_id=destination_id, holder=holder)
+            .values_list("generation", flat=True)
+            .first()
+        )
 
 
 def redeliver(events: Iterable[InboundEvent]) -> int:

@@ -122,13 +122,21 @@ class Sender:
     """Sends for one destination while holding its lease, within its rate limit,
     and records every request as a DeliveryAttempt."""
 
-    def __init__(self, destination: Destination, task_id: str, holder: str, generation: int):
+    def __init__(
+        self,
+        destination: Destination,
+        task_id: str,
+        holder: str,
+        generation: int,
+        shard_count: int = 1,
+    ):
         self.destination = destination
         self.task_id = task_id
         self.holder = holder
         self.generation = generation
         self.client = TalonOneClient(destination.base_url, destination.api_key)
-        self.interval = 1.0 / destination.max_requests_per_second
+        # Each shard's flusher sends its share of the destination's rate limit.
+        self.interval = shard_count / destination.max_requests_per_second
         self.last_request = 0.0
         # Rows whose attempt this round of the flush already counted: the halvings
         # that find a refused attribute are one attempt, not one each.

@@ -101,6 +101,9 @@ def child_env() -> dict[str, str]:
         "TALON_CONNECT_TIMEOUT": "1",
         "TALON_READ_TIMEOUT": "3",
         "DELIVERY_LEASE_MARGIN_SECONDS": "2",
+        # Two flushers per destination (on PostgreSQL), one per worker slot: the
+        # fault-injection tests hold the promises with sharded delivery.
+        "DELIVERY_SHARDS": "2",
         "PYTHONUNBUFFERED": "1",
     }
 

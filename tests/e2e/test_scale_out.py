@@ -48,6 +48,7 @@ def test_two_web_and_three_workers_deliver_a_20000_event_burst(
     for slug in ("north", "south"):
         make_destination(slug=slug, attributes=["plan", "email"], base_url=sandbox_process.url)
     sandbox = start_sandbox(sandbox_process)
+    process_env["DELIVERY_SHARDS"] = "4"  # on PostgreSQL: four flushers per destination
     for i in range(2):
         (tmp_path / f"web{i}").mkdir()
     webs = [start_web(processes, process_env, tmp_path / f"web{i}") for i in range(2)]

@@ -12,6 +12,7 @@ from django.utils import timezone
 from destinations.models import DeliveryAttempt, DeliveryLease, InboundEvent, ProfileState
 from destinations.services import delivery, outbox
 from destinations.services.handlers import profiles
+from destinations.services.shards import WHOLE
 from tests.conftest import API_KEY, identify, send
 from tests.local_server import scripted_talon
 
@@ -260,7 +261,7 @@ def test_rule_engine_sends_one_request_per_profile(make_destination, post_events
 
 def test_a_held_lease_keeps_a_second_flusher_out(destination, post_events, sandbox):
     send(post_events, identify("u1", "m1"))
-    assert delivery._acquire_lease(destination.pk, "someone-else")
+    assert delivery._acquire_lease(destination.pk, WHOLE, "someone-else")
 
     assert delivery.flush(destination.pk) is None
     assert sandbox.requests_log() == []

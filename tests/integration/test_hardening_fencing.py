@@ -16,6 +16,7 @@ from django.utils import timezone
 from destinations.models import DeliveryLease, InboundEvent
 from destinations.services import delivery
 from destinations.services.outbox import Sender
+from destinations.services.shards import WHOLE
 from tests.conftest import identify, send
 
 # The paused flusher runs in a thread: it must see the rows the test commits.
@@ -91,10 +92,10 @@ def test_a_flusher_paused_past_its_lease_never_sends_its_older_value(
 def test_every_acquisition_is_a_new_generation(make_destination):
     destination = make_destination()
 
-    first = delivery._acquire_lease(destination.pk, "a")
+    first = delivery._acquire_lease(destination.pk, WHOLE, "a")
     DeliveryLease.objects.update(expires_at=None)
-    second = delivery._acquire_lease(destination.pk, "a")
+    second = delivery._acquire_lease(destination.pk, WHOLE, "a")
 
     assert first is not None
     assert second == first + 1
-    assert delivery._acquire_lease(destination.pk, "b") is None  # held by a
+    assert delivery._acquire_lease(destination.pk, WHOLE, "b") is None  # held by a

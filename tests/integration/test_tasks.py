@@ -72,7 +72,7 @@ def test_a_flush_requeues_itself_for_work_due_soon(make_destination, post_events
     due = InboundEvent.objects.get().next_attempt_at
     [(task, args, eta)] = take_queued()
     assert task == "destinations.tasks.flush_destination"
-    assert args == [destination.pk]
+    assert args == [destination.pk, 0]
     assert eta is not None
     assert abs((eta - due).total_seconds()) < 1
 
@@ -95,13 +95,13 @@ def test_work_already_due_is_requeued_at_once(make_destination, post_events, mon
     # A flusher that left due work behind (it yielded after DELIVERY_FLUSH_SECONDS).
     monkeypatch.setattr(
         "destinations.services.delivery.flush",
-        lambda destination_id, task_id: timezone.now() - timedelta(minutes=5),
+        lambda destination_id, task_id, shard: timezone.now() - timedelta(minutes=5),
     )
 
     tasks.flush_destination.apply(args=(destination.pk,))
 
     [(_, args, eta)] = take_queued()
-    assert args == [destination.pk]
+    assert args == [destination.pk, 0]
     assert eta is None  # a countdown of 0: no delay, and never an eta in the past
 
 
