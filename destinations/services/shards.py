@@ -42,8 +42,3 @@ def shard_count() -> int:
     """DELIVERY_SHARDS on PostgreSQL; one elsewhere (SQLite has one writer anyway,
     and no hash function to split by)."""
     return settings.DELIVERY_SHARDS if connection.vendor == "postgresql" else 1
-
-
-def shards() -> list[Shard]:
-    count = shard_count()
-    return [Shard(index, count) for index in range(count)]
