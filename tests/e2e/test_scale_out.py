@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from django.db import connection
 
-from destinations.models import InboundEvent
+from destinations.models import DeliveryLease, InboundEvent
 from tests.conftest import SECRET
 from tests.e2e.conftest import WORKER_ARGS, Process, start_sandbox, start_web, wait_for
 
@@ -82,3 +83,5 @@ def test_two_web_and_three_workers_deliver_a_20000_event_burst(
     assert max(profile["updates"] for profile in profiles.values()) <= 2
     assert set(InboundEvent.objects.values_list("status", flat=True)) <= {"delivered", "skipped"}
     assert sandbox.stats()["parallel_conflicts"] == 0
+    if connection.vendor == "postgresql":  # every shard of both destinations flushed
+        assert DeliveryLease.objects.filter(shard_count=4).count() == 8
