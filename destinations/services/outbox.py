@@ -9,13 +9,14 @@ claims due rows and hands each kind to its handler.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -267,9 +268,12 @@ def delivered_timestamps(
 
 
 def merge_timestamps(destination: Destination, timestamps: dict[str, dict[str, datetime]]) -> None:
-    """Keeps the newer timestamp per key. Read again under lock: the state is right
-    even if another flusher delivered meanwhile."""
+    """Keeps the newer timestamp per key, compared as instants: atomic against
+    another flusher delivering the same profile meanwhile (newest wins)."""
     if not timestamps:
+        return
+    if connection.vendor == "postgresql":
+        _merge_timestamps_postgresql(destination, timestamps)
         return
     with transaction.atomic():
         current = dict(
@@ -296,4 +300,39 @@ def merge_timestamps(destination: Destination, timestamps: dict[str, dict[str, d
             update_conflicts=True,
             unique_fields=["destination", "integration_id"],
             update_fields=["attribute_timestamps"],
+        )
+
+
+# One upsert: per profile of the JSON parameter, per key the newer of the stored
+# and the sent timestamp (the sent one on a tie). ON CONFLICT DO UPDATE works on
+# the row's newest version under its lock, so concurrent merges lose nothing.
+_MERGE_SQL = """
+INSERT INTO {states} AS s (destination_id, integration_id, attribute_timestamps)
+SELECT %s, sent.key, sent.value FROM jsonb_each(%s::jsonb) AS sent
+ON CONFLICT (destination_id, integration_id) DO UPDATE SET attribute_timestamps = (
+    SELECT coalesce(jsonb_object_agg(
+        key,
+        CASE WHEN old.value IS NULL THEN new.value
+             WHEN new.value IS NULL THEN old.value
+             WHEN (new.value #>> '{{}}')::timestamptz >= (old.value #>> '{{}}')::timestamptz
+             THEN new.value
+             ELSE old.value END
+    ), '{{}}'::jsonb)
+    FROM jsonb_each(s.attribute_timestamps) AS old
+    FULL JOIN jsonb_each(excluded.attribute_timestamps) AS new USING (key)
+)
+"""
+
+
+def _merge_timestamps_postgresql(
+    destination: Destination, timestamps: dict[str, dict[str, datetime]]
+) -> None:
+    sent = {
+        integration_id: {name: at.isoformat() for name, at in keys.items()}
+        for integration_id, keys in timestamps.items()
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MERGE_SQL.format(states=ProfileState._meta.db_table),
+            [destination.pk, json.dumps(sent)],
         )

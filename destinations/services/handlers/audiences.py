@@ -79,7 +79,8 @@ class AudienceMemberships:
     def _send_changes(
         self, sender: Sender, ready: list[tuple[InboundEvent, TalonAudience]]
     ) -> None:
-        delivered = outbox.delivered_timestamps(sender.destination, {e.user_id for e, _ in ready})
+        # The claim read each profile's delivered timestamps with its rows.
+        delivered = {event.user_id: event.delivered for event, _ in ready}
         latest: dict[tuple[str, str], _Change] = {}
         stale = []
         for event, audience in ready:  # claimed in Segment-timestamp order

@@ -52,8 +52,8 @@ class ProfileUpdates:
     kind = InboundEvent.Kind.PROFILE
 
     def deliver(self, sender: Sender, events: list[InboundEvent]) -> None:
-        delivered = outbox.delivered_timestamps(sender.destination, {e.user_id for e in events})
-        _Run(sender).send(coalesce(events, delivered))
+        # The claim read each profile's delivered timestamps with its rows.
+        _Run(sender).send(coalesce(events, {e.user_id: e.delivered for e in events}))
 
 
 def coalesce(events: list[InboundEvent], delivered: dict[str, dict[str, str]]) -> list[Entry]:
