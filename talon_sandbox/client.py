@@ -46,8 +46,8 @@ class SandboxClient:
         down=True (503 to everything), fail_next=[500, 503, 409] (the next
         Integration API requests answer these, one each, in order),
         error_rate={"500": 0.2} (chance per request), retry_after=SECONDS (on injected
-        429/503), latency_ms=MS (updates hold their profiles this long),
-        reject_profiles=["id"] (their updates fail validation).
+        429/503), latency_ms=MS (updates hold their profiles this long; creating an
+        audience takes as long), reject_profiles=["id"] (their updates fail validation).
         """
         return self._call("PUT", "/faults", faults)
 

@@ -162,7 +162,9 @@ class IntegrationApi:
         return Response(200, {"effects": [], "createdCoupons": [], "createdReferrals": []})
 
     def _create_audience(self, request: Request, body: Any) -> Response:
-        audience = self.state.create_audience(new_audience(body))
+        audience_data = new_audience(body)
+        _sleep_ms(self.state.faults.latency_ms)
+        audience = self.state.create_audience(audience_data)
         if audience is None:
             return error_response(
                 409,

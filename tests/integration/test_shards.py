@@ -3,10 +3,11 @@ lease of its own, a profile always in one shard, and no two shard counts
 flushing at once. Splitting needs PostgreSQL's hash function; the lease rules
 hold on either database."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from destinations import tasks
@@ -14,7 +15,7 @@ from destinations.models import DeliveryLease, InboundEvent
 from destinations.services import delivery, shards
 from destinations.services.outbox import Sender
 from destinations.services.shards import WHOLE, Shard
-from tests.conftest import identify, send
+from tests.conftest import audience_identify, identify, send
 from tests.integration.test_tasks import take_queued
 
 pytestmark = pytest.mark.django_db
@@ -165,3 +166,32 @@ def test_a_shard_flush_requeues_itself_for_its_own_due_work(
     # Shard 0 delivered; shard 1's work (due in 5 s) is not shard 0's to requeue.
     assert set(sandbox.profiles()) == users_of(Shard(0, 2))
     assert take_queued() == []
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_shards_meeting_a_new_audience_at_once_create_it_once(
+    make_destination, post_events, sandbox, no_broker
+):
+    """An audience's first sync reaches every shard in its first claim: one
+    creation in Talon.One, whose id every shard then uses (a second creation
+    would get 409 and fail its shard's memberships)."""
+    destination = make_destination(engage_audiences="audience")
+    users = [f"user-{n}" for n in range(20)]
+    send(
+        post_events,
+        *[audience_identify(u, f"in-{u}", "vip", computation_id="aud_1") for u in users],
+    )
+    sandbox.set_faults(latency_ms=300)  # both flushers are inside the creation together
+
+    def flush(shard: Shard) -> None:
+        try:
+            delivery.flush(destination.pk, shard=shard)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(flush, [Shard(0, 2), Shard(1, 2)]))
+
+    assert len(sandbox.audiences()) == 1
+    assert set(InboundEvent.objects.values_list("status", flat=True)) == {"delivered"}

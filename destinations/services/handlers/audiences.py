@@ -53,6 +53,19 @@ class AudienceMemberships:
         )
         if audience.talon_id is not None:
             return audience
+        # Every shard's flusher meets a new audience in its first claim: one creates
+        # it while the others wait on its row, then use its id (a second creation
+        # would get 409).
+        with transaction.atomic():
+            audience = TalonAudience.objects.select_for_update().get(pk=audience.pk)
+            if audience.talon_id is not None:
+                return audience
+            return self._create(sender, audience, events)
+
+    def _create(
+        self, sender: Sender, audience: TalonAudience, events: list[InboundEvent]
+    ) -> TalonAudience | None:
+        key = audience.key
         integration_id = creation_id(audience)
         result = sender.send(events, lambda client: client.create_audience(key, integration_id))
         talon_id = result.data.get("id") if isinstance(result.data, dict) else None
