@@ -7,7 +7,7 @@ SANDBOX_PORT ?= 8010
 HOST ?= 127.0.0.1
 export WEB_PORT SANDBOX_PORT HOST
 
-.PHONY: install system-packages run test screenshots mutation lint format check-deploy bench bench-admin clean
+.PHONY: install system-packages run test screenshots mutation lint format check-deploy bench bench-quick bench-admin clean
 
 install: $(VENV)/.installed
 
@@ -65,8 +65,17 @@ check-deploy: install
 clean:
 	rm -rf var staticfiles .pytest_cache .ruff_cache
 
+# Every scenario of the performance issue in one run: one table of figures beside their
+# targets, docs/bench/results.json and .png (docs/performance.md, "How to run"). PostgreSQL
+# and Redis as DATABASE_URL / REDIS_URL name them (default: the local ones); the benchmark
+# makes and drops databases of its own. PROFILES sizes the audience burst.
 bench: install
-	$(BIN)/python bench/burst.py --profiles $(or $(PROFILES),100000)
+	$(BIN)/python -m bench.run --profiles $(or $(PROFILES),100000)
+
+# The same at small sizes, in about two minutes, into var/bench/quick/ (not docs/).
+bench-quick: install
+	$(BIN)/python -m bench.run --profiles 10000 --scale-profiles 5000 --rounds 1 --seconds 3 \
+		--batches 10 --actions 2 --out var/bench/quick
 
 # The audit log's pages at 1,000,000 events: PostgreSQL only (DATABASE_URL names the
 # server; the benchmark creates a database of its own beside it).
