@@ -75,7 +75,9 @@ def claim(destination: Destination, shard: Shard = WHOLE) -> list[InboundEvent]:
 
 
 # One statement: the due profiles (the shard's queryset), their pending rows up to
-# a pending deletion, marked claimed, with the profile's state joined in.
+# a pending deletion, marked claimed, with the profile's state. The state is looked
+# up per row (its unique index): a join would let the planner hash every state of
+# the destination, however few profiles a claim has.
 _CLAIM_SQL = """
 WITH due AS ({due}),
 pending AS (
@@ -93,9 +95,11 @@ taken AS (
     WHERE cut.until IS NULL OR p.timestamp <= cut.until
 )
 UPDATE {events} e SET next_attempt_at = %s
-FROM taken LEFT JOIN {states} s ON s.destination_id = %s AND s.integration_id = taken.user_id
+FROM taken
 WHERE e.id = taken.id
-RETURNING {columns}, taken.expired, s.deleted_at, s.attribute_timestamps AS delivered
+RETURNING {columns}, taken.expired,
+    (SELECT s.deleted_at FROM {states} s {state}) AS deleted_at,
+    (SELECT s.attribute_timestamps FROM {states} s {state}) AS delivered
 """
 
 
@@ -118,6 +122,7 @@ def _claim_postgresql(destination: Destination, shard: Shard, now: datetime) -> 
         events=InboundEvent._meta.db_table,
         states=ProfileState._meta.db_table,
         columns=", ".join(f'e."{column}"' for column in COLUMNS),
+        state="WHERE s.destination_id = e.destination_id AND s.integration_id = e.user_id",
     )
     params = [
         *due_params,
@@ -126,7 +131,6 @@ def _claim_postgresql(destination: Destination, shard: Shard, now: datetime) -> 
         Status.PENDING,
         InboundEvent.Kind.DELETION,
         now + lease_ttl(),
-        destination.pk,
     ]
     claimed = []
     for event in InboundEvent.objects.raw(sql, params):
