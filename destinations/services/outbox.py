@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from destinations.models import (
@@ -166,17 +167,43 @@ class Sender:
         nothing), in the transaction that counts the rows' attempt."""
         self.wait_for_rate_limit()
         uncounted = [event for event in events if event.pk not in self.counted]
-        with transaction.atomic():
-            renewed = DeliveryLease.objects.filter(
-                destination_id=self.destination.pk,
-                holder=self.holder,
-                generation=self.generation,
-            ).update(expires_at=timezone.now() + lease_ttl())
-            if not renewed:
-                raise LeaseLost
-            count_attempt(uncounted)
+        if not self._renew_and_count(uncounted):
+            raise LeaseLost
         self.counted.update(event.pk for event in uncounted)
         return request(self.client)
+
+    def _renew_and_count(self, events: list[InboundEvent]) -> bool:
+        """Renews the lease if this flusher still holds it and then, atomically
+        with it, counts the rows' attempt. Returns whether it held the lease."""
+        expires_at = timezone.now() + lease_ttl()
+        if connection.vendor != "postgresql":
+            with transaction.atomic():
+                renewed = DeliveryLease.objects.filter(
+                    destination_id=self.destination.pk,
+                    holder=self.holder,
+                    generation=self.generation,
+                ).update(expires_at=expires_at)
+                if renewed:
+                    count_attempt(events)
+            return bool(renewed)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _RENEW_AND_COUNT_SQL.format(
+                    leases=DeliveryLease._meta.db_table, events=InboundEvent._meta.db_table
+                ),
+                [
+                    expires_at,
+                    self.destination.pk,
+                    self.holder,
+                    self.generation,
+                    [event.pk for event in events],
+                ],
+            )
+            (renewed,) = cursor.fetchone()
+        if renewed:
+            for event in events:
+                event.attempts += 1
+        return bool(renewed)
 
     def record(
         self,
@@ -188,7 +215,7 @@ class Sender:
         integration_id: str = "",
         profiles: int = 1,
     ) -> None:
-        attempt = DeliveryAttempt.objects.create(
+        attempt = DeliveryAttempt(
             destination=self.destination,
             integration_id=integration_id,
             profile_count=profiles,
@@ -203,10 +230,7 @@ class Sender:
             outcome=outcome,
             task_id=self.task_id,
         )
-        through = DeliveryAttempt.events.through
-        through.objects.bulk_create(
-            [through(deliveryattempt_id=attempt.pk, inboundevent_id=e.pk) for e in events]
-        )
+        _insert_attempt(attempt, [event.pk for event in events])
 
     def retry_later(
         self,
@@ -232,6 +256,49 @@ class Sender:
                 reason=waiting_reason
             )
         return Outcome.RETRY if retrying else Outcome.FAILED
+
+
+# The lease renewed and the attempt counted in one statement: the count's update
+# runs only if the lease's found this flusher (its holder and generation).
+_RENEW_AND_COUNT_SQL = """
+WITH lease AS (
+    UPDATE {leases} SET expires_at = %s
+    WHERE destination_id = %s AND holder = %s AND generation = %s
+    RETURNING 1
+), counted AS (
+    UPDATE {events} SET attempts = attempts + 1
+    WHERE id = ANY(%s) AND EXISTS (SELECT FROM lease)
+)
+SELECT count(*) FROM lease
+"""
+
+
+def _insert_attempt(attempt: DeliveryAttempt, event_ids: list[int]) -> None:
+    """The attempt row and its links to the events: one statement on PostgreSQL,
+    two elsewhere, never a model instance per link."""
+    links = DeliveryAttempt.events.through._meta.db_table
+    if connection.vendor != "postgresql":
+        attempt.save(force_insert=True)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {links} (deliveryattempt_id, inboundevent_id) "  # noqa: S608
+                "SELECT %s, value FROM json_each(%s)",
+                [attempt.pk, json.dumps(event_ids)],
+            )
+        return
+    query = InsertQuery(DeliveryAttempt)
+    query.insert_values(
+        [field for field in DeliveryAttempt._meta.concrete_fields if not field.primary_key],
+        [attempt],
+    )
+    [(insert, params)] = query.get_compiler(connection=connection).as_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH attempt AS ({insert} RETURNING id) "  # noqa: S608
+            f"INSERT INTO {links} (deliveryattempt_id, inboundevent_id) "
+            "SELECT attempt.id, unnest(%s::bigint[]) FROM attempt",
+            [*params, event_ids],
+        )
 
 
 def finish(events: list[InboundEvent], status: str, reason: str) -> None:
