@@ -32,8 +32,9 @@ def plot(path: Path, figures: list[Figure], details: dict[str, Any], meta: dict[
     _latency(axes[0][1], details.get("ingest"), by_key)
     _burst(axes[1][0], details.get("burst"))
     _scale(axes[1][1], details.get("scale"))
+    load = ", ".join(f"{value:.1f}" for value in meta["load_average_before"])
     fig.suptitle(f"make bench at {meta['commit'][:10]}, {meta['started_at']}, "
-                 f"{meta['cpus']} cores")  # fmt: skip
+                 f"{meta['cpus']} cores, load average before {load}")  # fmt: skip
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -77,6 +78,8 @@ def _burst(ax: Any, burst: dict[str, Any] | None) -> None:
         return
     times, counts = zip(*burst["delivered_series"], strict=True)
     ax.plot(times, counts, label="profiles delivered")
+    ax.axvline(burst["last_batch_accepted"], color="grey", linestyle=":",
+               label="last batch accepted")  # fmt: skip
     ax.axvline(20, color="red", linestyle="--", label="20 s target")
     ax.set_xlabel("seconds from the first accepted event")
     ax.set_ylabel("profiles")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 
 import pytest
 from django.test import Client, override_settings
@@ -15,7 +16,7 @@ from bench import payloads
 from bench.load import Window, in_window
 from bench.report import Figure, Target, number, percentile, table
 from bench.run import parse, steady_rate
-from bench.stack import with_database
+from bench.stack import rss_bytes, with_database
 
 
 @pytest.mark.parametrize(
@@ -95,6 +96,11 @@ def test_a_database_url_is_the_same_server_with_another_database():
     assert with_database(url, "talon_bench_1_burst") == (
         "postgres://postgres:pw@127.0.0.1:5432/talon_bench_1_burst?sslmode=disable"
     )
+
+
+def test_memory_is_read_from_proc_and_nothing_for_a_process_gone():
+    assert rss_bytes(os.getpid()) > 1024 * 1024
+    assert rss_bytes(2**22 + 1) == 0  # above Linux's largest pid
 
 
 def test_requests_are_signed_as_segment_signs_them():
