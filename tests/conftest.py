@@ -100,10 +100,14 @@ def pending_profile_update(
 
 @pytest.fixture(autouse=True)
 def fresh_cache() -> None:
-    """The process's cache (the dashboard's counts) holds nothing from another test."""
+    """The process's cache (the dashboard's counts) and the run's queued-flush
+    flags hold nothing from another test."""
     from django.core.cache import cache
 
+    from tests.flags import forget_flags
+
     cache.clear()
+    forget_flags()
 
 
 @pytest.fixture

@@ -75,6 +75,7 @@ def flush(destination_id: int, task_id: str = "", shard: Shard = WHOLE) -> datet
         DeliveryLease.objects.filter(destination_id=destination_id, holder=holder).update(
             holder="", expires_at=None
         )
+        nudge.clear(destination_id)
     return next_due(destination_id, shard)
 
 
