@@ -9,11 +9,20 @@ class DestinationsConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import task_postrun, task_prerun
         from django.core.signals import request_finished
+        from django.db.models.signals import post_delete, post_save
 
         from destinations import history
+        from destinations.models import AttributeMapping, Destination, EventMapping, EventProperty
+        from destinations.services import ingest_cache
         from integration_site import logging as log_context
 
         history.register()
+        # What ingest keeps of a destination is read again after any change to it.
+        for model in (Destination, AttributeMapping, EventMapping, EventProperty):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    ingest_cache.forget, sender=model, dispatch_uid=f"ingest-cache-{model.__name__}"
+                )
         # The log context (request id, destination) of requests and of tasks.
         request_finished.connect(log_context.clear, dispatch_uid="log-context-request")
         task_prerun.connect(task_log_context, dispatch_uid="log-context-task")

@@ -283,6 +283,9 @@ INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=32 * 1024)
 # Segment's HTTP Tracking API (what SDKs send to /v1/...) takes 500 KB a batch.
 TRACKING_API_MAX_REQUEST_BYTES = env.int("TRACKING_API_MAX_REQUEST_BYTES", default=500 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_REQUEST_BYTES, TRACKING_API_MAX_REQUEST_BYTES) + 1024
+# How long a web process keeps a destination, its secrets and mappings for ingest:
+# other processes see a change (a disabled destination, a new secret) within it.
+INGEST_CONFIG_CACHE_SECONDS = env.float("INGEST_CONFIG_CACHE_SECONDS", default=5)
 
 # --- Metrics (/metrics, Prometheus) -------------------------------------------
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")  # empty: /metrics answers 404

@@ -100,13 +100,15 @@ def pending_profile_update(
 
 @pytest.fixture(autouse=True)
 def fresh_cache() -> None:
-    """The process's cache (the dashboard's counts) and the run's queued-flush
-    flags hold nothing from another test."""
+    """The process's caches (the dashboard's counts, ingest's destinations) and the
+    run's queued-flush flags hold nothing from another test."""
     from django.core.cache import cache
 
+    from destinations.services import ingest_cache
     from tests.flags import forget_flags
 
     cache.clear()
+    ingest_cache.clear()
     forget_flags()
 
 

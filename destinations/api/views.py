@@ -13,8 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from destinations.selectors import enabled_destination
-from destinations.services import ingest
+from destinations.services import ingest, ingest_cache
 
 SummarySerializer = inline_serializer(
     "IngestSummary",
@@ -75,7 +74,7 @@ class SegmentIngestView(APIView):
     def post(self, request: Request, slug: str) -> Response:
         if problem := body_problem(request, settings.INGEST_MAX_REQUEST_BYTES):
             return _error(*problem)
-        destination = enabled_destination(slug)
+        destination = ingest_cache.enabled_destination(slug)
         if destination is None or not ingest.authenticate(
             destination, request.body, request.headers
         ):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import JSONField, Value
@@ -34,12 +35,10 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
 from destinations.models import Destination, InboundEvent, SeenMessage
-from destinations.services import nudge, secrets
+from destinations.services import ingest_cache, nudge, secrets
+from destinations.services.ingest_cache import IngestConfig
 from destinations.services.mapping import (
     NOTHING_TO_SEND,
-    AttributeRule,
-    AttributeType,
-    MappingConfig,
     audience_change,
     map_identify,
     map_track,
@@ -275,14 +274,16 @@ def events_from(data: Any, max_events: int) -> list[Event]:
 
 
 def ingest(destination: Destination, events: list[Event]) -> IngestSummary:
-    rows = plan(destination, events)
-    with transaction.atomic():
-        stored = dict(_insert(rows))
-        # Counted per Segment event: a membership's second row is not an event of its own.
-        inserted = [row for row in rows if row.message_id in stored and not _derived_row(row)]
-        accepted = sum(1 for row in inserted if row.status == InboundEvent.Status.PENDING)
-        if accepted:
-            transaction.on_commit(lambda: nudge.nudge(destination.pk))
+    now = timezone.now()
+    rows = _rows(events, ingest_cache.config(destination), now)
+    stored = dict(_insert(destination, rows, uuid.uuid4(), now))
+    # Counted per Segment event: a membership's second row is not an event of its own.
+    inserted = [row for row in rows if row.message_id in stored and not _derived_row(row)]
+    accepted = sum(1 for row in inserted if row.status == InboundEvent.Status.PENDING)
+    if accepted:
+        # At once when the rows are committed (PostgreSQL's insert commits itself),
+        # else when the caller's transaction commits.
+        transaction.on_commit(lambda: nudge.nudge(destination.pk))
     skipped = Counter(row.reason for row in inserted if row.status == InboundEvent.Status.SKIPPED)
     return IngestSummary(
         accepted=accepted,
@@ -293,46 +294,106 @@ def ingest(destination: Destination, events: list[Event]) -> IngestSummary:
 
 
 def plan(destination: Destination, events: list[Event]) -> list[InboundEvent]:
-    """The rows the events become (not stored): each with its kind and what it
-    sends, or skipped with the reason. One row per messageId."""
-    config = ingest_config(destination)
+    """The rows the events become (not stored), with the destination's mapping
+    rows as stored now: each with its kind and what it sends, or skipped with
+    the reason. One row per messageId."""
     now = timezone.now()
-    # Rows carry the request's id, so that reading them back tells exactly which
-    # ones this request inserted: a concurrent request with the same messageIds
-    # may have inserted them first (no check-then-insert race in the counts).
     request_id = uuid.uuid4()
-    rows: dict[str, InboundEvent] = {}
+    return [
+        _model(row, destination, request_id, now)
+        for row in _rows(events, ingest_cache.load_config(destination), now)
+    ]
+
+
+@dataclass(slots=True)
+class _Row:
+    """What a row holds that differs from event to event (the rest is the
+    request's: its destination, id and time, which is also when a pending row
+    was queued and is first due)."""
+
+    message_id: str
+    type: str
+    user_id: str
+    payload: Any
+    timestamp: datetime
+    notes: list[dict[str, str]]
+    status: str = InboundEvent.Status.SKIPPED
+    reason: str = ""
+    kind: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    call: dict[str, Any] = field(default_factory=dict)
+    # A membership's second row: the message id of its Segment event, with which
+    # it is deduplicated. Empty for every other row.
+    seen_id: str = ""
+
+
+def _derived_row(row: _Row) -> bool:
+    return row.message_id.endswith(DERIVED_SUFFIX)
+
+
+def _rows(events: list[Event], config: IngestConfig, now: datetime) -> list[_Row]:
+    rows: dict[str, _Row] = {}
     for event in events:
         if isinstance(event, InvalidEvent):
-            built = [_invalid_row(destination, event, now)]
+            built = [_invalid_row(event, now)]
         else:
-            built = _build_rows(destination, event, config, now)
+            built = _build_rows(event, config, now)
         for row in built:
-            row.request_id = request_id
-            row.received_at = now
             rows.setdefault(row.message_id, row)
     return list(rows.values())
 
 
-def _derived_row(row: InboundEvent) -> bool:
-    return row.message_id.endswith(DERIVED_SUFFIX)
+def _model(
+    row: _Row, destination: Destination, request_id: uuid.UUID, now: datetime
+) -> InboundEvent:
+    queued = now if row.status == InboundEvent.Status.PENDING else None
+    model = InboundEvent(
+        destination=destination,
+        message_id=row.message_id,
+        type=row.type,
+        user_id=row.user_id,
+        # JSON null, not SQL NULL, for an event that is null.
+        payload=Value(None, JSONField()) if row.payload is None else row.payload,
+        timestamp=row.timestamp,
+        received_at=now,
+        kind=row.kind,
+        attributes=row.attributes,
+        call=row.call,
+        notes=row.notes,
+        status=row.status,
+        reason=row.reason,
+        queued_at=queued,
+        next_attempt_at=queued,
+        request_id=request_id,
+    )
+    model.seen_id = row.seen_id or row.message_id  # type: ignore[attr-defined]
+    return model
 
 
-def _insert(rows: list[InboundEvent]) -> list[tuple[str, str]]:
+def _insert(
+    destination: Destination, rows: list[_Row], request_id: uuid.UUID, now: datetime
+) -> list[tuple[str, str]]:
     """Stores the rows whose messageId is new (a Segment retry, a replay after the
     audit rows were purged, or a concurrent request may have brought it first: it
     is acknowledged, not stored again); returns the messageId and status of each
     row this request stored. Every new messageId is remembered (SeenMessage)."""
     if connection.vendor == "postgresql":
-        return _insert_postgresql(rows)
+        return _insert_postgresql(destination.pk, rows, request_id, now)
+    with transaction.atomic():
+        return _insert_sqlite(
+            [_model(row, destination, request_id, now) for row in rows], request_id
+        )
+
+
+def _insert_sqlite(rows: list[InboundEvent], request_id: uuid.UUID) -> list[tuple[str, str]]:
     destination_id = rows[0].destination_id
     seen = set(
         SeenMessage.objects.filter(
-            destination_id=destination_id, message_id__in={_seen_id(row) for row in rows}
+            destination_id=destination_id, message_id__in={row.seen_id for row in rows}
         ).values_list("message_id", flat=True)
     )
     InboundEvent.objects.bulk_create(
-        [row for row in rows if _seen_id(row) not in seen], ignore_conflicts=True
+        [row for row in rows if row.seen_id not in seen], ignore_conflicts=True
     )
     # The request's id tells which rows this request inserted itself; the unique
     # messageId lets one request only insert each.
@@ -340,7 +401,7 @@ def _insert(rows: list[InboundEvent]) -> list[tuple[str, str]]:
         InboundEvent.objects.filter(
             destination_id=destination_id,
             message_id__in=[row.message_id for row in rows],
-            request_id=rows[0].request_id,
+            request_id=request_id,
         ).values_list("message_id", "status", "received_at")
     )
     SeenMessage.objects.bulk_create(
@@ -354,51 +415,48 @@ def _insert(rows: list[InboundEvent]) -> list[tuple[str, str]]:
     return [(message_id, status) for message_id, status, _ in stored]
 
 
-def _seen_id(row: InboundEvent) -> str:
-    """The Segment message a row stands for: a membership's second row, its event's."""
-    return getattr(row, "seen_id", row.message_id)
-
-
-# The rows as one JSON parameter, expanded by PostgreSQL, in one statement: 20x
-# cheaper than Django's bulk insert, whose text arrays psycopg escapes one by one.
+# What differs per row, as one JSON parameter expanded by PostgreSQL: 20x cheaper
+# than Django's bulk insert, whose text arrays psycopg escapes one by one.
 _COLUMNS = {
-    "destination_id": "bigint",
     "message_id": "text",
     "type": "text",
     "user_id": "text",
     "payload": "jsonb",
     "timestamp": "timestamptz",
-    "received_at": "timestamptz",
     "kind": "text",
     "attributes": "jsonb",
     "call": "jsonb",
     "notes": "jsonb",
     "status": "text",
     "reason": "text",
-    "attempts": "integer",
-    "queued_at": "timestamptz",
-    "next_attempt_at": "timestamptz",
-    "request_id": "uuid",
 }
-# Rows of messages seen before are left out, even when their audit rows were
-# purged; the new ones are remembered, all in the same statement. Formatted with
-# the models' own table and column names only: the values are parameters.
+# One statement, so its own transaction: the rows are stored (and their messages
+# remembered) when it returns. Rows of messages seen before are left out, even
+# when their audit rows were purged. A pending row is queued and due at once.
+# Formatted with the models' own table and column names only: the values are
+# parameters.
 _INSERT_SQL = """
-WITH r AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r({typed}, seen_id text)),
+WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({typed}, seen_id text)),
 stored AS (
-    INSERT INTO {table} ({columns})
-    SELECT {selected} FROM r
+    INSERT INTO {table} (destination_id, received_at, attempts, queued_at, next_attempt_at,
+                         request_id, {columns})
+    SELECT %(destination)s::bigint, %(now)s::timestamptz, 0,
+           CASE WHEN status = %(pending)s THEN %(now)s::timestamptz END,
+           CASE WHEN status = %(pending)s THEN %(now)s::timestamptz END,
+           %(request)s::uuid, {selected}
+    FROM r
     WHERE NOT EXISTS (
         SELECT 1 FROM {seen} s
-        WHERE s.destination_id = r.destination_id AND s.message_id = r.seen_id
+        WHERE s.destination_id = %(destination)s::bigint
+        AND s.message_id = COALESCE(r.seen_id, r.message_id)
     )
     ON CONFLICT (destination_id, message_id) DO NOTHING
-    RETURNING destination_id, message_id, status, received_at
+    RETURNING message_id, status
 ),
 remembered AS (
     INSERT INTO {seen} (destination_id, message_id, first_seen_at)
-    SELECT destination_id, message_id, received_at FROM stored
-    WHERE RIGHT(message_id, %s) <> %s
+    SELECT %(destination)s::bigint, message_id, %(now)s::timestamptz FROM stored
+    WHERE RIGHT(message_id, %(suffix_length)s) <> %(suffix)s
     ON CONFLICT (destination_id, message_id) DO NOTHING
 )
 SELECT message_id, status FROM stored
@@ -415,99 +473,56 @@ SELECT message_id, status FROM stored
 )
 
 
-def _insert_postgresql(rows: list[InboundEvent]) -> list[tuple[str, str]]:
+def _insert_postgresql(
+    destination_id: int, rows: list[_Row], request_id: uuid.UUID, now: datetime
+) -> list[tuple[str, str]]:
     records = [
         {
-            "destination_id": row.destination_id,
             "message_id": row.message_id,
             "type": row.type,
             "user_id": row.user_id,
-            "payload": None if isinstance(row.payload, Value) else row.payload,
-            "timestamp": row.timestamp.isoformat(),
-            "received_at": row.received_at.isoformat(),
+            "payload": row.payload,
+            "timestamp": row.timestamp,
             "kind": row.kind,
             "attributes": row.attributes,
             "call": row.call,
             "notes": row.notes,
             "status": row.status,
             "reason": row.reason,
-            "attempts": 0,
-            "queued_at": row.queued_at and row.queued_at.isoformat(),
-            "next_attempt_at": row.next_attempt_at and row.next_attempt_at.isoformat(),
-            "request_id": str(row.request_id),
-            "seen_id": _seen_id(row),
+            "seen_id": row.seen_id or None,
         }
         for row in rows
     ]
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_SQL,
-            [json.dumps(records, ensure_ascii=False), len(DERIVED_SUFFIX), DERIVED_SUFFIX],
+            {
+                "rows": orjson.dumps(records).decode(),
+                "destination": destination_id,
+                "now": now,
+                "request": request_id,
+                "pending": InboundEvent.Status.PENDING.value,
+                "suffix_length": len(DERIVED_SUFFIX),
+                "suffix": DERIVED_SUFFIX,
+            },
         )
-        return [(message_id, status) for message_id, status in cursor.fetchall()]
+        return cursor.fetchall()
 
 
-@dataclass(frozen=True)
-class TrackRule:
-    """A Segment track event forwarded as a Talon.One custom event."""
-
-    talon_event_type: str
-    properties: tuple[AttributeRule, ...]
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    mapping: MappingConfig
-    events: dict[str, TrackRule]
-    audiences_as_memberships: bool
-
-
-def ingest_config(destination: Destination) -> IngestConfig:
-    mode = destination.engage_audiences
-    modes = Destination.EngageAudiences
-    rules = tuple(
-        AttributeRule(name=row.name, type=AttributeType(row.type))
-        for row in destination.attributes.all()
-    )
-    events = {
-        mapping.segment_event: TrackRule(
-            talon_event_type=mapping.talon_event_type,
-            properties=tuple(
-                AttributeRule(name=p.name, type=AttributeType(p.type))
-                for p in mapping.properties.all()
-            ),
-        )
-        for mapping in destination.event_mappings.prefetch_related("properties")
-    }
-    return IngestConfig(
-        mapping=MappingConfig(
-            rules=rules,
-            forward_engage=destination.forward_engage,
-            audiences_as_attributes=mode in (modes.ATTRIBUTE, modes.BOTH),
-        ),
-        events=events,
-        audiences_as_memberships=mode in (modes.AUDIENCE, modes.BOTH),
-    )
-
-
-def _build_rows(
-    destination: Destination, event: dict[str, Any], config: IngestConfig, now: datetime
-) -> list[InboundEvent]:
+def _build_rows(event: dict[str, Any], config: IngestConfig, now: datetime) -> list[_Row]:
     """The event's row, with the Talon.One call it becomes (its kind), or skipped
     with the reason. An identify that is both a profile update and an Engage
     audience change gets a second row for the membership (DERIVED_SUFFIX)."""
     event_type = event["type"]
     user_id = event.get("userId") or ""
     timestamp, time_notes = _event_time(event, now)
-    row = InboundEvent(
-        destination=destination,
+    row = _Row(
         message_id=event.get("messageId") or _content_id(event),
         type=event_type,
         user_id=user_id,
         payload=event,
         timestamp=timestamp,
         notes=time_notes,
-        status=InboundEvent.Status.SKIPPED,
     )
     if event_type not in DELIVERED_TYPES:
         row.reason = f"{event_type} events are not delivered to Talon.One"
@@ -516,16 +531,14 @@ def _build_rows(
         row.reason = ANONYMOUS_REASON
         return [row]
     if event_type == "delete":
-        _queue(row, InboundEvent.Kind.DELETION, now)
+        _queue(row, InboundEvent.Kind.DELETION)
         return [row]
     if event_type == "track":
-        return [_track_row(row, event, config, now)]
-    return _identify_rows(row, event, config, now)
+        return [_track_row(row, event, config)]
+    return _identify_rows(row, event, config)
 
 
-def _track_row(
-    row: InboundEvent, event: dict[str, Any], config: IngestConfig, now: datetime
-) -> InboundEvent:
+def _track_row(row: _Row, event: dict[str, Any], config: IngestConfig) -> _Row:
     name = event.get("event")
     rule = config.events.get(name) if isinstance(name, str) else None
     if rule is None:
@@ -535,20 +548,18 @@ def _track_row(
     row.attributes = result.attributes
     row.call = {"type": rule.talon_event_type}
     row.notes = [*_notes(result.notes), *row.notes]
-    _queue(row, InboundEvent.Kind.EVENT, now)
+    _queue(row, InboundEvent.Kind.EVENT)
     return row
 
 
-def _identify_rows(
-    row: InboundEvent, event: dict[str, Any], config: IngestConfig, now: datetime
-) -> list[InboundEvent]:
+def _identify_rows(row: _Row, event: dict[str, Any], config: IngestConfig) -> list[_Row]:
     result = map_identify(event, config.mapping)
     row.attributes = result.attributes
     row.notes = [*_notes(result.notes), *row.notes]
     change = audience_change(event) if config.audiences_as_memberships else None
     rows = []
     if result.attributes:
-        _queue(row, InboundEvent.Kind.PROFILE, now)
+        _queue(row, InboundEvent.Kind.PROFILE)
         rows.append(row)
     if change is not None:
         membership = row if not rows else _derived(row)
@@ -557,7 +568,7 @@ def _identify_rows(
             "computation_id": change.computation_id,
             "member": change.member,
         }
-        _queue(membership, InboundEvent.Kind.AUDIENCE, now)
+        _queue(membership, InboundEvent.Kind.AUDIENCE)
         rows.append(membership)
     if not rows:
         row.reason = NOTHING_TO_SEND
@@ -565,49 +576,42 @@ def _identify_rows(
     return rows
 
 
-def _derived(row: InboundEvent) -> InboundEvent:
+def _derived(row: _Row) -> _Row:
     """A second row for the same Segment message (its membership change)."""
     message_id = row.message_id + DERIVED_SUFFIX
     if len(message_id) > MESSAGE_ID_MAX:
         message_id = "sha256:" + hashlib.sha256(message_id.encode()).hexdigest() + DERIVED_SUFFIX
-    derived = InboundEvent(
-        destination=row.destination,
+    return _Row(
         message_id=message_id,
         type=row.type,
         user_id=row.user_id,
         payload=row.payload,
         timestamp=row.timestamp,
         notes=[],
-        status=InboundEvent.Status.SKIPPED,
+        seen_id=row.message_id,
     )
-    derived.seen_id = row.message_id  # type: ignore[attr-defined]  # deduped with its event
-    return derived
 
 
-def _queue(row: InboundEvent, kind: str, now: datetime) -> None:
+def _queue(row: _Row, kind: str) -> None:
     row.kind = kind
     row.status = InboundEvent.Status.PENDING
-    row.queued_at = row.next_attempt_at = now
 
 
 def _notes(notes: Iterable[Any]) -> list[dict[str, str]]:
     return [{"attribute": n.attribute, "reason": n.reason} for n in notes]
 
 
-def _invalid_row(destination: Destination, event: InvalidEvent, now: datetime) -> InboundEvent:
+def _invalid_row(event: InvalidEvent, now: datetime) -> _Row:
     """The event as received, skipped with the reason; its own fields where usable."""
     payload = event.payload
     timestamp, time_notes = _event_time(payload, now)
-    return InboundEvent(
-        destination=destination,
+    return _Row(
         message_id=_usable_text(payload, "messageId") or _content_id(payload),
         type=_usable_text(payload, "type") or INVALID_TYPE,
         user_id=_usable_text(payload, "userId") or "",
-        # JSON null, not SQL NULL, for an event that is null.
-        payload=Value(None, JSONField()) if payload is None else payload,
+        payload=payload,
         timestamp=timestamp,
         notes=time_notes,
-        status=InboundEvent.Status.SKIPPED,
         reason=event.reason,
     )
 

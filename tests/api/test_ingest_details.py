@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from destinations.models import EventMapping, InboundEvent
-from destinations.services import ingest
+from destinations.services import ingest_cache
 from tests.conftest import SECRET, identify
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +76,7 @@ def test_the_track_mappings_are_read_in_three_queries_however_many(
         mapping.properties.create(name="total", type="number")
 
     with django_assert_num_queries(3):  # the attribute rows, the mappings, their properties
-        config = ingest.ingest_config(destination)
+        config = ingest_cache.load_config(destination)
 
     assert {name: len(rule.properties) for name, rule in config.events.items()} == {
         "Event 0": 1,

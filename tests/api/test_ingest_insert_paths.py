@@ -108,7 +108,7 @@ def test_a_row_another_request_stored_first_is_its_own(destination, post_events,
     this one neither stores nor counts nor remembers it."""
     real_insert = ingest._insert
 
-    def competitor_first(rows):
+    def competitor_first(*args):
         InboundEvent.objects.create(
             destination=destination,
             message_id="a",
@@ -118,7 +118,7 @@ def test_a_row_another_request_stored_first_is_its_own(destination, post_events,
             timestamp=timezone.now(),
             status=Status.PENDING,
         )
-        return real_insert(rows)
+        return real_insert(*args)
 
     monkeypatch.setattr(ingest, "_insert", competitor_first)
 
