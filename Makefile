@@ -74,8 +74,8 @@ bench: install
 
 # The same at small sizes, in about two minutes, into var/bench/quick/ (not docs/).
 bench-quick: install
-	$(BIN)/python -m bench.run --profiles 10000 --scale-profiles 5000 --rounds 1 --seconds 3 \
-		--batches 10 --actions 2 --out var/bench/quick
+	$(BIN)/python -m bench.run --profiles 10000 --burst-runs 1 --scale-profiles 5000 --scale-runs 1 \
+		--rounds 1 --seconds 3 --batches 10 --actions 2 --out var/bench/quick
 
 # The audit log's pages at 1,000,000 events: PostgreSQL only (DATABASE_URL names the
 # server; the benchmark creates a database of its own beside it).

@@ -175,15 +175,15 @@ def ingest(stack: Stack, options: argparse.Namespace, details: dict[str, Any]) -
 # Scenarios 4 and 6 -------------------------------------------------------------------
 
 
-def burst(stack: Stack, options: argparse.Namespace, details: dict[str, Any]) -> list[Figure]:
+def burst_run(stack: Stack, options: argparse.Namespace, run: int) -> dict[str, Any]:
     profiles, shards = options.profiles, options.burst_shards
-    database = stack.scenario_database("burst")
+    database = stack.scenario_database(f"burst{run}")
     env = stack.environment(database, DELIVERY_SHARDS=str(shards))
     stack.sandbox.reset()
     requests = burst_requests(profiles, 1000, "")
-    web, port = stack.web("burst-web", env)
-    beat = stack.beat("burst-beat", env)
-    worker = stack.worker("burst-worker", env, concurrency=shards)
+    web, port = stack.web(f"burst{run}-web", env)
+    beat = stack.beat(f"burst{run}-beat", env)
+    worker = stack.worker(f"burst{run}-worker", env, concurrency=shards)
     wait_until(lambda: len(children(worker.pid)) >= shards, timeout=60)
     sampler, watcher = RssSampler(worker.pid), DeliveryWatcher(stack, profiles)
     sampler.start()
@@ -199,38 +199,49 @@ def burst(stack: Stack, options: argparse.Namespace, details: dict[str, Any]) ->
     graceful = stack.stop(worker, timeout=90)
     stack.stop(beat)
     stack.stop(web)
-    statuses = stack.statuses(database)
-    stats = stack.sandbox.stats()
-    rss_peak = max(rss for _, rss in sampler.samples) / MB
-    details["burst"] = {
-        "profiles": profiles, "delivery_shards": shards, "worker_concurrency": shards,
-        "ingest_seconds": ingested - started, "delivery_seconds": delivered - first,
-        "last_batch_accepted": ingested - first,
+    return {
+        "ingest_events_per_second": profiles / (ingested - started),
+        "delivery_seconds": delivered - first, "last_batch_accepted": ingested - first,
         "pending_before_stop": pending_before_stop, "worker_stopped_by_itself": graceful,
-        "statuses_after_stop": statuses, "sandbox": stats,
+        "statuses_after_stop": stack.statuses(database), "sandbox": stack.sandbox.stats(),
+        "worker_rss_peak_mb": max(rss for _, rss in sampler.samples) / MB,
         "delivered_series": [(t - first, count) for t, count in watcher.series],
         "worker_rss_mb_series": [(t - first, rss / MB) for t, rss in sampler.samples],
     }  # fmt: skip
+
+
+def burst(stack: Stack, options: argparse.Namespace, details: dict[str, Any]) -> list[Figure]:
+    profiles, shards = options.profiles, options.burst_shards
+    runs = [burst_run(stack, options, run) for run in range(options.burst_runs)]
+    typical = sorted(runs, key=lambda run: run["delivery_seconds"])[len(runs) // 2]
+    details["burst"] = {"profiles": profiles, "delivery_shards": shards,
+                        "worker_concurrency": shards, **typical, "runs": runs}  # fmt: skip
     scenario = f"4 audience burst ({profiles:,})"
     for_size = "" if profiles == BURST_SIZE else f"set for {BURST_SIZE:,}"
-    pending = statuses.get("pending", 0)
+    pending = sum(run["statuses_after_stop"].get("pending", 0) for run in runs)
+    killed = sum(not run["worker_stopped_by_itself"] for run in runs)
+    of_runs = f"the median of {len(runs)} runs" if len(runs) > 1 else "one run"
     return [
         Figure(scenario, "ingest, worker delivering", "burst_ingest_events_per_s",
-               profiles / (ingested - started), "events/s"),
+               median([run["ingest_events_per_second"] for run in runs]), "events/s",
+               note=f"{of_runs}; the plot shows the median run"),
         Figure(scenario, "delivered, from the first accepted event", "burst_delivery_seconds",
-               delivered - first, "s", Target("<", 20, for_size)),
-        Figure(scenario, "requests to Talon.One", "burst_talon_requests", stats["requests"], "",
+               typical["delivery_seconds"], "s", Target("<", 20, for_size),
+               note=", ".join(f"{run['delivery_seconds']:.1f}" for run in runs) + " s"),
+        Figure(scenario, "requests to Talon.One (most of a run)", "burst_talon_requests",
+               max(run["sandbox"]["requests"] for run in runs), "",
                Target("<=", 150 * profiles // BURST_SIZE or 2, "1.5 per 1,000 profiles"
                       if for_size else "")),
         Figure(scenario, "events pending after a graceful stop", "burst_pending_after_stop",
                pending, "", Target("==", 0),
-               note=f"{pending_before_stop} pending after waiting up to "
-               f"{options.settle_seconds:g} s; the worker "
-               + ("stopped by itself on SIGTERM" if graceful else "had to be killed")),
+               note=f"{sum(run['pending_before_stop'] for run in runs)} pending after waiting "
+               f"up to {options.settle_seconds:g} s; the worker stopped by itself on SIGTERM "
+               + ("every time" if not killed else f"except {killed} times (killed)")),
         Figure(scenario, "parallel requests for a profile (409)", "burst_parallel_conflicts",
-               stats["parallel_conflicts"], "", Target("==", 0)),
+               sum(run["sandbox"]["parallel_conflicts"] for run in runs), "", Target("==", 0)),
         Figure("6 memory", f"worker RSS, main + {shards} pool (peak in the burst)",
-               "worker_rss_mb", rss_peak, "MB", Target("<", 300),
+               "worker_rss_mb", max(run["worker_rss_peak_mb"] for run in runs), "MB",
+               Target("<", 300),
                note=f"worker --concurrency {shards}, DELIVERY_SHARDS={shards}, beat apart"),
     ]  # fmt: skip
 
@@ -238,20 +249,20 @@ def burst(stack: Stack, options: argparse.Namespace, details: dict[str, Any]) ->
 # Scenario 5 --------------------------------------------------------------------------
 
 
-def scale_case(stack: Stack, options: argparse.Namespace, workers: int) -> dict[str, Any]:
+def scale_case(stack: Stack, options: argparse.Namespace, workers: int, run: int) -> dict[str, Any]:
     profiles = options.scale_profiles
-    database = stack.scenario_database(f"scale{workers}")
+    database = stack.scenario_database(f"scale{workers}_{run}")
     stack.set_rate(database, options.scale_rate)
     env = stack.environment(database, DELIVERY_SHARDS=str(workers))
     stack.sandbox.reset()
     stack.sandbox.set_faults(latency_ms=options.latency_ms)
-    web, port = stack.web(f"scale{workers}-web", env)
+    web, port = stack.web(f"scale{workers}_{run}-web", env)
     check_answers(post_all(port, burst_requests(profiles, 1000, f"s{workers}-"), threads=2))
     stack.stop(web)
     watcher = DeliveryWatcher(stack, profiles)
-    beat = stack.beat(f"scale{workers}-beat", env)
+    beat = stack.beat(f"scale{workers}_{run}-beat", env)
     started = time.monotonic()
-    processes = [stack.worker(f"scale{workers}-worker{i}", env, concurrency=1)
+    processes = [stack.worker(f"scale{workers}_{run}-worker{i}", env, concurrency=1)
                  for i in range(workers)]  # fmt: skip
     watcher.start()
     delivered = watcher.wait(timeout=max(60, profiles / 200))
@@ -269,38 +280,51 @@ def scale_case(stack: Stack, options: argparse.Namespace, workers: int) -> dict[
 
 
 def scale(stack: Stack, options: argparse.Namespace, details: dict[str, Any]) -> list[Figure]:
-    cases = {workers: scale_case(stack, options, workers) for workers in options.workers}
+    cases = {}
+    for workers in options.workers:
+        runs = [scale_case(stack, options, workers, run) for run in range(options.scale_runs)]
+        runs.sort(key=lambda run: run["profiles_per_second"])
+        cases[workers] = {**runs[len(runs) // 2], "runs": runs}  # the median run
     details["scale"] = {"profiles": options.scale_profiles, "latency_ms": options.latency_ms,
                         "rate": options.scale_rate, "cases": cases}  # fmt: skip
     scenario = f"5 scale-out ({options.scale_profiles:,}, +{options.latency_ms} ms)"
     one = cases.get(1, {}).get("profiles_per_second")
     if one is not None and not math.isfinite(one):  # all delivered between two looks
         one = None
+    every_run = [run for case in cases.values() for run in case["runs"]]
     figures = []
     for workers, case in cases.items():
         rate = case["profiles_per_second"]
         target = Target(">=", round(1.2 * one), "1.2 x 1 worker") if one and workers > 1 else None
+        runs = ", ".join(f"{run['profiles_per_second']:,.0f}" for run in case["runs"])
+        ratio = f"; {rate / one:.2f} x 1 worker" if one and workers > 1 else ""
         figures.append(Figure(
             scenario, f"profiles/s, {workers} worker{'s' if workers > 1 else ''}",
             f"scale_profiles_per_s_{workers}", rate, "profiles/s", target,
-            note=f"{rate / one:.2f} x 1 worker; {case['seconds_from_start']:.1f} s from the "
-            f"workers' start" if one and workers > 1 else "",
+            note=f"runs: {runs}{ratio}; the median run delivered everything "
+            f"{case['seconds_from_start']:.1f} s after the workers' start",
         ))  # fmt: skip
-    figures.append(Figure(
-        scenario, "parallel requests for a profile (409)", "scale_parallel_conflicts",
-        sum(case["sandbox"]["parallel_conflicts"] for case in cases.values()), "",
-        Target("==", 0)))  # fmt: skip
+    figures.append(
+        Figure(
+            scenario,
+            "parallel requests for a profile (409)",
+            "scale_parallel_conflicts",
+            sum(run["sandbox"]["parallel_conflicts"] for run in every_run),
+            "",
+            Target("==", 0),
+        )
+    )
     figures.append(
         Figure(
             scenario,
             "events pending after a graceful stop",
             "scale_pending_after_stop",
-            sum(case["pending_after_stop"] for case in cases.values()),
+            sum(run["pending_after_stop"] for run in every_run),
             "",
             Target("==", 0),
         )
     )
-    return figures
+    return figures  # fmt: skip
 
 
 # The run -----------------------------------------------------------------------------
@@ -333,8 +357,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=2,
         help="the burst's DELIVERY_SHARDS and worker concurrency",
     )
+    parser.add_argument("--burst-runs", type=int, default=3, help="bursts (median)")
     parser.add_argument("--scale-profiles", type=int, default=20_000)
     parser.add_argument("--workers", default="1,2,4", help="scale-out worker processes")
+    parser.add_argument("--scale-runs", type=int, default=3, help="runs of each (median)")
     parser.add_argument("--latency-ms", type=int, default=20, help="sandbox latency, scale-out")
     parser.add_argument(
         "--scale-rate",
