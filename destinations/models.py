@@ -406,9 +406,6 @@ class DeliveryLease(models.Model):
     shard_count = models.PositiveSmallIntegerField(default=1)
     holder = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(null=True)
-    # When a flush task was last queued and no flusher has started since: ingest
-    # then queues no other, so a stopped worker does not come back to a pile of them.
-    nudged_at = models.DateTimeField(null=True)
     # A fencing token: one more on every acquisition. A flusher sends only while the
     # lease still has its holder and generation, checked right before each request.
     generation = models.PositiveBigIntegerField(default=0)

@@ -25,7 +25,6 @@ class Migration(migrations.Migration):
                 ("shard_count", models.PositiveSmallIntegerField(default=1)),
                 ("holder", models.CharField(blank=True, max_length=255)),
                 ("expires_at", models.DateTimeField(null=True)),
-                ("nudged_at", models.DateTimeField(null=True)),
                 ("generation", models.PositiveBigIntegerField(default=0)),
                 (
                     "destination",

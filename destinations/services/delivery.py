@@ -103,7 +103,6 @@ def _acquire_lease(destination_id: int, shard: Shard, holder: str) -> int | None
         )
         if other_count.exists():
             return None
-        # Starting consumes the queued nudge: work arriving from now on needs a new one.
         taken = (
             DeliveryLease.objects.filter(destination_id=destination_id, shard=shard.index)
             .exclude(live)
@@ -111,7 +110,6 @@ def _acquire_lease(destination_id: int, shard: Shard, holder: str) -> int | None
                 holder=holder,
                 expires_at=now + lease_ttl(),
                 shard_count=shard.count,
-                nudged_at=None,
                 generation=F("generation") + 1,
             )
         )
