@@ -82,7 +82,7 @@ _CLAIM_SQL = """
 WITH due AS ({due}),
 pending AS (
     SELECT e.id, e.user_id, e.timestamp, e.kind,
-           e.attempts > 0 AND e.queued_at < %s AS expired
+           e.attempts > 0 AND coalesce(e.queued_at < %s, false) AS expired
     FROM {events} e
     WHERE e.destination_id = %s AND e.status = %s AND e.user_id IN (SELECT user_id FROM due)
 ),

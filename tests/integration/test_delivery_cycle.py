@@ -174,6 +174,17 @@ def test_a_pending_deletion_takes_only_the_rows_up_to_its_time(destination):
     assert InboundEvent.objects.get(pk=after.pk).next_attempt_at == after.next_attempt_at
 
 
+def test_a_pending_deletion_without_a_queue_time_still_holds_later_rows_back(destination):
+    # Rows stored before queued_at existed have none: they are never too old.
+    row(destination, "delete", kind=Kind.DELETION, attempts=2, queued_at=None)
+    after = row(destination, "after", at=T + timedelta(minutes=1))
+
+    events = claim(destination)
+
+    assert [e.message_id for e in events] == ["delete"]
+    assert InboundEvent.objects.get(pk=after.pk).next_attempt_at == after.next_attempt_at
+
+
 def test_rows_older_than_a_delivered_deletion_are_skipped_newer_ones_claimed(destination):
     deleted = T
     ProfileState.objects.create(
