@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,12 +19,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
+import yaml
 from cryptography.fernet import Fernet
 
 from bench.payloads import API_KEY, ATTRIBUTES, CATALOGUE, SECRET, SLUG
@@ -52,6 +55,27 @@ def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.1) 
         if time.monotonic() >= deadline:
             raise TimeoutError(f"not done after {timeout:.0f} s")
         time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class WorkerShape:
+    pool: str
+    concurrency: int
+    shards: int
+
+
+def production_worker(compose: str) -> WorkerShape:
+    """The worker as docker-compose.yml runs it: its pool, concurrency and
+    DELIVERY_SHARDS (the default of `${DELIVERY_SHARDS:-N}`)."""
+    worker = yaml.safe_load(compose)["services"]["worker"]
+    command = [str(arg) for arg in worker["command"]]
+
+    def option(name: str, default: str) -> str:
+        return command[command.index(name) + 1] if name in command else default
+
+    shards = re.search(r"(\d+)\}?$", str(worker.get("environment", {}).get("DELIVERY_SHARDS", 1)))
+    concurrency = int(option("--concurrency", str(os.cpu_count() or 1)))
+    return WorkerShape(option("--pool", "prefork"), concurrency, int(shards[1]) if shards else 1)
 
 
 def with_database(server_url: str, name: str) -> str:
@@ -266,13 +290,20 @@ class Stack:
         wait_until(lambda: _answers(port, "/healthz"), timeout=60)
         return process, port
 
-    def worker(self, name: str, env: dict[str, str], concurrency: int) -> Process:
+    def worker(self, name: str, env: dict[str, str], pool: str, concurrency: int) -> Process:
         return self.start(
             name,
-            ["-m", "celery", "-A", "integration_site", "worker", "--concurrency",
-             str(concurrency), "--loglevel", "WARNING", "--hostname", f"{name}@%h"],
+            ["-m", "celery", "-A", "integration_site", "worker", "--pool", pool,
+             "--concurrency", str(concurrency), "--loglevel", "WARNING",
+             "--hostname", f"{self.prefix}-{name}@%h"],
             env,
         )  # fmt: skip
+
+    def consuming(self, env: dict[str, str]) -> bool:
+        """Whether a worker consumes the queue of `env` yet: it declares (binds) its
+        queue in Redis when it starts consuming. Start beat after: it declares it too."""
+        client = redis.Redis.from_url(self.redis_url)
+        return bool(client.exists(f"_kombu.binding.{env['CELERY_QUEUE']}"))
 
     def beat(self, name: str, env: dict[str, str]) -> Process:
         return self.start(

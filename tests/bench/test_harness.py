@@ -16,7 +16,7 @@ from bench import payloads
 from bench.load import Window, in_window
 from bench.report import Figure, Target, number, percentile, table
 from bench.run import parse, steady_rate
-from bench.stack import rss_bytes, with_database
+from bench.stack import WorkerShape, production_worker, rss_bytes, with_database
 
 
 @pytest.mark.parametrize(
@@ -96,6 +96,24 @@ def test_a_database_url_is_the_same_server_with_another_database():
     assert with_database(url, "talon_bench_1_burst") == (
         "postgres://postgres:pw@127.0.0.1:5432/talon_bench_1_burst?sslmode=disable"
     )
+
+
+COMPOSE = """
+x-app: &app
+  environment:
+    DELIVERY_SHARDS: ${DELIVERY_SHARDS:-4}
+services:
+  worker:
+    <<: *app
+    command: ["celery", "-A", "integration_site", "worker", "--pool", "threads",
+              "--concurrency", "4"]
+"""
+
+
+def test_the_burst_runs_the_worker_as_compose_runs_it():
+    assert production_worker(COMPOSE) == WorkerShape("threads", 4, 4)
+    bare = "services:\n  worker:\n    command: [celery, worker, --concurrency, 3]\n"
+    assert production_worker(bare) == WorkerShape("prefork", 3, 1)
 
 
 def test_memory_is_read_from_proc_and_nothing_for_a_process_gone():
