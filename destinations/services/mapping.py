@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from functools import cached_property, lru_cache
 from typing import Any
 
 
@@ -98,6 +99,8 @@ _ISO_RE = re.compile(
     r"(?P<offset>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
 )
 _UNSTORABLE_RE = re.compile(r"[\x00\ud800-\udfff]")
+# What JSON values are, besides objects: found without the (slower) Mapping check.
+_NOT_MAPPINGS = frozenset({str, int, float, bool, type(None), list})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -113,6 +116,15 @@ class MappingConfig:
     forward_engage: bool = True
     # False: Engage audiences become Talon.One audience memberships, not attributes.
     audiences_as_attributes: bool = True
+
+    # Looked up for every trait of every event: built once per config.
+    @cached_property
+    def types(self) -> dict[str, AttributeType]:
+        return {rule.name: rule.type for rule in self.rules}
+
+    @cached_property
+    def by_lower(self) -> dict[str, str]:
+        return {rule.name.lower(): rule.name for rule in self.rules}
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,7 @@ class MappingResult:
     notes: tuple[Note, ...]
 
 
+@lru_cache(maxsize=4096)  # the same trait names, event after event
 def attribute_name_error(name: str) -> str | None:
     """Why Talon.One cannot have an attribute of this name, or None when it can."""
     if ATTRIBUTE_NAME_RE.match(name):
@@ -270,8 +283,8 @@ class _Mapper:
     """Decides, leaf by leaf, what is sent; collects the attributes and notes."""
 
     def __init__(self, config: MappingConfig, engage: _Engage | None) -> None:
-        self.types = {rule.name: rule.type for rule in config.rules}
-        self.by_lower = {rule.name.lower(): rule.name for rule in config.rules}
+        self.types = config.types
+        self.by_lower = config.by_lower
         self.engage = engage
         self.forward_engage = config.forward_engage
         self.audiences_as_attributes = config.audiences_as_attributes
@@ -373,7 +386,7 @@ def _walk(obj: Mapping[str, Any], prefix: tuple[str, ...], notes: list[Note]) ->
     """Every non-object value under obj, with its key path (objects are flattened)."""
     for key, value in obj.items():
         path = (*prefix, key)
-        if not isinstance(value, Mapping):
+        if type(value) in _NOT_MAPPINGS or not isinstance(value, Mapping):
             yield _Leaf(path, value)
         elif not value:
             notes.append(Note("_".join(path), EMPTY_OBJECT))
@@ -393,6 +406,9 @@ def _resolve_collisions(leaves: Iterator[_Leaf], notes: list[Note]) -> dict[str,
         groups.setdefault(leaf.name, []).append(leaf)
     resolved: dict[str, _Leaf] = {}
     for name, group in groups.items():
+        if len(group) == 1:
+            resolved[name] = group[0]
+            continue
         winner = min(group, key=lambda leaf: (len(leaf.path), leaf.path))
         for loser in group:
             if loser is not winner:
@@ -428,7 +444,7 @@ def _coerce(value: Any, type_: AttributeType) -> tuple[Any, tuple[str, ...]]:
         result = _coerce_scalar(value, type_, remarks)
     else:
         result = _coerce_list(value, item_type, remarks)
-    return result, tuple(dict.fromkeys(remarks))
+    return result, tuple(dict.fromkeys(remarks)) if remarks else ()
 
 
 def _coerce_list(value: Any, item_type: AttributeType, remarks: list[str]) -> list[Any]:
