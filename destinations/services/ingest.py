@@ -63,6 +63,7 @@ MAX_INTEGER = 2**63 - 1
 # NUL and unpaired surrogates are valid JSON escapes but cannot be stored (or encoded).
 _UNSTORABLE_RE = re.compile(r"[\x00\ud800-\udfff]")
 _ESCAPE_RE = re.compile(r"\\u(?:0000|d[89a-f])", re.IGNORECASE)
+_TOO_DEEP = f"The body is nested too deeply (over {MAX_NESTING} levels)."
 ANONYMOUS_REASON = "only logged-in users are supported: the event has no userId"
 # What becomes a Talon.One call: identify (profile update, audience membership),
 # track (custom event, when listed), delete (customer data deletion).
@@ -327,7 +328,7 @@ class _Row:
     seen_id: str = ""
 
 
-def _derived_row(row: _Row) -> bool:
+def _derived_row(row: _Row | InboundEvent) -> bool:
     return row.message_id.endswith(DERIVED_SUFFIX)
 
 
@@ -381,11 +382,15 @@ def _insert(
         return _insert_postgresql(destination.pk, rows, request_id, now)
     with transaction.atomic():
         return _insert_sqlite(
-            [_model(row, destination, request_id, now) for row in rows], request_id
+            [_model(row, destination, request_id, now) for row in rows], request_id, now
         )
 
 
-def _insert_sqlite(rows: list[InboundEvent], request_id: uuid.UUID) -> list[tuple[str, str]]:
+def _insert_sqlite(
+    rows: list[InboundEvent], request_id: uuid.UUID, now: datetime
+) -> list[tuple[str, str]]:
+    """What PostgreSQL's statement does: the rows of new messages stored, and every
+    new message remembered."""
     destination_id = rows[0].destination_id
     seen = set(
         SeenMessage.objects.filter(
@@ -397,22 +402,27 @@ def _insert_sqlite(rows: list[InboundEvent], request_id: uuid.UUID) -> list[tupl
     )
     # The request's id tells which rows this request inserted itself; the unique
     # messageId lets one request only insert each.
-    stored = list(
-        InboundEvent.objects.filter(
+    stored = {
+        message_id: (status, received_at)
+        for message_id, status, received_at in InboundEvent.objects.filter(
             destination_id=destination_id,
             message_id__in=[row.message_id for row in rows],
             request_id=request_id,
         ).values_list("message_id", "status", "received_at")
-    )
+    }
     SeenMessage.objects.bulk_create(
         [
-            SeenMessage(destination_id=destination_id, message_id=message_id, first_seen_at=at)
-            for message_id, _, at in stored
-            if not message_id.endswith(DERIVED_SUFFIX)
+            SeenMessage(
+                destination_id=destination_id,
+                message_id=row.seen_id,
+                first_seen_at=stored.get(row.message_id, (None, now))[1],
+            )
+            for row in rows
+            if row.seen_id not in seen and not _derived_row(row)
         ],
         ignore_conflicts=True,
     )
-    return [(message_id, status) for message_id, status, _ in stored]
+    return [(message_id, status) for message_id, (status, _) in stored.items()]
 
 
 # What differs per row, as one JSON parameter expanded by PostgreSQL: 20x cheaper
@@ -431,12 +441,24 @@ _COLUMNS = {
     "reason": "text",
 }
 # One statement, so its own transaction: the rows are stored (and their messages
-# remembered) when it returns. Rows of messages seen before are left out, even
-# when their audit rows were purged. A pending row is queued and due at once.
+# remembered) when it returns. The new messages are remembered first: ON CONFLICT
+# finds those seen before (even when their audit rows were purged) by the unique
+# index, whatever the planner thinks of the table's size; in one lock order, so
+# that overlapping batches do not deadlock. Then the rows of the messages this
+# request remembered are stored. A pending row is queued and due at once.
 # Formatted with the models' own table and column names only: the values are
 # parameters.
 _INSERT_SQL = """
-WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({typed}, seen_id text)),
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({typed}, seen_id text, remember bool)
+),
+remembered AS (
+    INSERT INTO {seen} (destination_id, message_id, first_seen_at)
+    SELECT %(destination)s::bigint, seen_id, %(now)s::timestamptz FROM r WHERE remember
+    ORDER BY seen_id
+    ON CONFLICT (destination_id, message_id) DO NOTHING
+    RETURNING message_id
+),
 stored AS (
     INSERT INTO {table} (destination_id, received_at, attempts, queued_at, next_attempt_at,
                          request_id, {columns})
@@ -445,19 +467,11 @@ stored AS (
            CASE WHEN status = %(pending)s THEN %(now)s::timestamptz END,
            %(request)s::uuid, {selected}
     FROM r
-    WHERE NOT EXISTS (
-        SELECT 1 FROM {seen} s
-        WHERE s.destination_id = %(destination)s::bigint
-        AND s.message_id = COALESCE(r.seen_id, r.message_id)
-    )
+    WHERE seen_id IN (SELECT message_id FROM remembered)
+    -- A message id ending like a membership's is never remembered (as before).
+    OR NOT remember AND seen_id = message_id
     ON CONFLICT (destination_id, message_id) DO NOTHING
     RETURNING message_id, status
-),
-remembered AS (
-    INSERT INTO {seen} (destination_id, message_id, first_seen_at)
-    SELECT %(destination)s::bigint, message_id, %(now)s::timestamptz FROM stored
-    WHERE RIGHT(message_id, %(suffix_length)s) <> %(suffix)s
-    ON CONFLICT (destination_id, message_id) DO NOTHING
 )
 SELECT message_id, status FROM stored
 """.format(  # noqa: S608
@@ -489,7 +503,8 @@ def _insert_postgresql(
             "notes": row.notes,
             "status": row.status,
             "reason": row.reason,
-            "seen_id": row.seen_id or None,
+            "seen_id": row.seen_id or row.message_id,
+            "remember": not _derived_row(row),
         }
         for row in rows
     ]
@@ -502,8 +517,6 @@ def _insert_postgresql(
                 "now": now,
                 "request": request_id,
                 "pending": InboundEvent.Status.PENDING.value,
-                "suffix_length": len(DERIVED_SUFFIX),
-                "suffix": DERIVED_SUFFIX,
             },
         )
         return cursor.fetchall()
@@ -633,7 +646,7 @@ def _validate_event(event: Any, *, single: bool) -> None:
             else "The event is not a JSON object."
         )
     _integer_ids_as_text(event)
-    if _size(event) > settings.INGEST_MAX_EVENT_BYTES:
+    if _larger_than(event, settings.INGEST_MAX_EVENT_BYTES):
         raise PayloadTooLarge(f"The event is larger than {settings.INGEST_MAX_EVENT_BYTES} bytes.")
     if single and "type" not in event:
         raise InvalidPayload(
@@ -725,8 +738,21 @@ def _content_id(event: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _larger_than(event: dict[str, Any], limit: int) -> bool:
+    """Whether the event is over the limit as compact JSON (json.dumps without
+    ASCII escapes): whitespace and escapes do not count."""
+    try:
+        size = len(orjson.dumps(event))
+    except orjson.JSONEncodeError:  # what orjson refuses (an integer over 64 bits)
+        return _size(event) > limit
+    # orjson writes the same bytes but for floats, which json may write one byte
+    # longer (1e-09 where orjson writes 1e-9). A float takes 4 bytes at least with
+    # the separator before it, so json's size is at most size + size // 4: only
+    # near the limit does it have to be measured.
+    return size + size // 4 > limit and _size(event) > limit
+
+
 def _size(event: dict[str, Any]) -> int:
-    """Bytes of the event as compact JSON: whitespace and escapes do not count."""
     return len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
 
 
@@ -758,6 +784,10 @@ def _parse_float(text: str) -> float:
 
 def _check_values(data: Any, *, check_text: bool) -> None:
     """Nesting depth, and text that no database can store, anywhere in the body."""
+    if not check_text:
+        if type(data) is dict or type(data) is list:
+            _check_nesting(data, 1)
+        return
     stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()
@@ -775,8 +805,17 @@ def _check_values(data: Any, *, check_text: bool) -> None:
         else:
             continue
         if depth > MAX_NESTING:
-            raise InvalidPayload(f"The body is nested too deeply (over {MAX_NESTING} levels).")
+            raise InvalidPayload(_TOO_DEEP)
         stack.extend((child, depth + 1) for child in children)
+
+
+def _check_nesting(container: dict[str, Any] | list[Any], depth: int) -> None:
+    """The nesting of a body without text to check: its objects and arrays only."""
+    for child in container.values() if type(container) is dict else container:
+        if type(child) is dict or type(child) is list:
+            if depth == MAX_NESTING:
+                raise InvalidPayload(_TOO_DEEP)
+            _check_nesting(child, depth + 1)
 
 
 def _check_text(text: str) -> None:
