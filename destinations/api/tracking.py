@@ -72,7 +72,10 @@ class TrackingApiView(APIView):
             events = tracking.events(call, data, ingest.TRACKING_API_MAX_EVENTS)
         except (ingest.InvalidPayload, ingest.PayloadTooLarge) as exc:
             return _failure(status.HTTP_400_BAD_REQUEST, str(exc))
-        ingest.ingest(destination, events)
+        try:
+            ingest.ingest(destination, events)
+        except ingest.DestinationGone:
+            return _failure(status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
         return Response({"success": True})
 
 

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from destinations.models import Destination
 from destinations.services import ingest, ingest_cache
 
 SummarySerializer = inline_serializer(
@@ -74,10 +75,8 @@ class SegmentIngestView(APIView):
     def post(self, request: Request, slug: str) -> Response:
         if problem := body_problem(request, settings.INGEST_MAX_REQUEST_BYTES):
             return _error(*problem)
-        destination = ingest_cache.enabled_destination(slug)
-        if destination is None or not ingest.authenticate(
-            destination, request.body, request.headers
-        ):
+        destination = _authenticated(slug, request)
+        if destination is None:
             return _error(status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
         try:
             events = ingest.parse_events(request.body, ingest.Limits.webhooks())
@@ -85,7 +84,17 @@ class SegmentIngestView(APIView):
             return _error(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, str(exc))
         except ingest.InvalidPayload as exc:
             return _error(status.HTTP_400_BAD_REQUEST, str(exc))
-        summary = ingest.ingest(destination, events)
+        try:
+            summary = ingest.ingest(destination, events)
+        except ingest.DestinationGone:
+            # Deleted since this process kept it, perhaps made again under its slug.
+            destination = _authenticated(slug, request)
+            if destination is None:
+                return _error(status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
+            try:
+                summary = ingest.ingest(destination, events)
+            except ingest.DestinationGone:
+                return _error(status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
         return Response(
             {
                 "accepted": summary.accepted,
@@ -113,6 +122,14 @@ class SegmentIngestView(APIView):
 class SegmentIngestNoSlashView(SegmentIngestView):
     """The same URL without its trailing slash, answered rather than redirected:
     Segment does not follow a redirect with the body."""
+
+
+def _authenticated(slug: str, request: Request) -> Destination | None:
+    """The enabled destination of the slug, if the request carries its secret."""
+    destination = ingest_cache.enabled_destination(slug)
+    if destination is None or not ingest.authenticate(destination, request.body, request.headers):
+        return None
+    return destination
 
 
 def body_problem(request: Request, max_bytes: int) -> tuple[int, str] | None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import JSONField, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -85,6 +85,10 @@ class InvalidPayload(Exception):
 
 class PayloadTooLarge(Exception):
     """Over Segment's own limits (413)."""
+
+
+class DestinationGone(Exception):
+    """The destination was deleted while its events were being stored."""
 
 
 @dataclass(frozen=True)
@@ -277,7 +281,14 @@ def events_from(data: Any, max_events: int) -> list[Event]:
 def ingest(destination: Destination, events: list[Event]) -> IngestSummary:
     now = timezone.now()
     rows = _rows(events, ingest_cache.config(destination), now)
-    stored = dict(_insert(destination, rows, uuid.uuid4(), now))
+    try:
+        stored = dict(_insert(destination, rows, uuid.uuid4(), now))
+    except IntegrityError:
+        # Only the destination's foreign key can fail (messageIds are inserted ON
+        # CONFLICT): it was deleted, in another process whose change this one's
+        # cache has not seen yet.
+        ingest_cache.clear()
+        raise DestinationGone from None
     # Counted per Segment event: a membership's second row is not an event of its own.
     inserted = [row for row in rows if row.message_id in stored and not _derived_row(row)]
     accepted = sum(1 for row in inserted if row.status == InboundEvent.Status.PENDING)

@@ -8,10 +8,17 @@ from types import SimpleNamespace
 
 import pytest
 from django.db import connection
+from django.db.models.signals import post_delete, post_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from destinations.models import AttributeMapping, Destination, EventMapping, InboundEvent
+from destinations.models import (
+    AttributeMapping,
+    Destination,
+    EventMapping,
+    EventProperty,
+    InboundEvent,
+)
 from destinations.services import ingest_cache, secrets
 from tests.conftest import identify
 
@@ -228,3 +235,46 @@ def test_a_change_is_forgotten_again_once_committed(
         callback()
 
     assert ingest_cache.enabled_destination("acme") is None
+
+
+@pytest.fixture
+def elsewhere():
+    """Changes made as by another process: this one's cache hears nothing of them."""
+    models = (Destination, AttributeMapping, EventMapping, EventProperty)
+    receivers = [
+        (signal, model, f"ingest-cache-{model.__name__}")
+        for model in models
+        for signal in (post_save, post_delete)
+    ]
+    for signal, model, uid in receivers:
+        assert signal.disconnect(sender=model, dispatch_uid=uid)
+    yield
+    for signal, model, uid in receivers:
+        signal.connect(ingest_cache.forget, sender=model, dispatch_uid=uid)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_destination_deleted_elsewhere_is_refused_not_an_error(
+    destination, post_events, elsewhere
+):
+    assert post_events("acme", identify(message_id="m1")).status_code == 200
+
+    Destination.objects.filter(pk=destination.pk).delete()
+    response = post_events("acme", identify(message_id="m2"))
+
+    assert response.status_code == 401
+    assert not InboundEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_destination_made_again_elsewhere_under_its_slug_takes_the_events(
+    destination, post_events, make_destination, elsewhere
+):
+    assert post_events("acme", identify(message_id="m1")).status_code == 200
+    Destination.objects.filter(pk=destination.pk).delete()
+    again = make_destination(attributes=["email"])
+
+    response = post_events("acme", identify(message_id="m2"))
+
+    assert response.status_code == 200, response.content
+    assert InboundEvent.objects.get().destination_id == again.pk

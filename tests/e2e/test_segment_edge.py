@@ -58,7 +58,11 @@ def test_a_4000_event_actions_batch_signed_as_segment_signs_it_is_delivered(stac
         "plan": "premium",
         "address_city": "San Francisco",
     }
-    assert len(sandbox.requests_log()) == 4  # 1,000 profiles a request
+    # 1,000 profiles a request, per shard: the e2e workers flush two shards (on
+    # PostgreSQL), which split the 4,000 profiles unevenly.
+    requests_sent = sandbox.requests_log()
+    assert all(len(r["body"]["customerProfiles"]) <= 1000 for r in requests_sent)
+    assert len(requests_sent) <= 4 + 1
 
 
 @pytest.mark.parametrize(
