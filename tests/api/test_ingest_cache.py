@@ -197,6 +197,19 @@ def test_nothing_is_kept_with_zero_seconds(destination, post_events, settings):
     assert post_events("acme", identify(message_id="m2")).status_code == 401
 
 
+def test_one_second_is_kept_for_a_second(destination, post_events, settings, clock):
+    settings.INGEST_CONFIG_CACHE_SECONDS = 1
+    post_events("acme", identify(message_id="m1"))
+    Destination.objects.filter(pk=destination.pk).update(enabled=False)
+
+    clock[0] += 0.5
+    kept = post_events("acme", identify(message_id="m2"))
+    clock[0] += 0.5
+
+    assert kept.status_code == 200
+    assert post_events("acme", identify(message_id="m3")).status_code == 401
+
+
 def test_unknown_slugs_are_not_kept(destination, post_events):
     assert post_events("other", identify()).status_code == 401
 
