@@ -80,4 +80,4 @@ bench-quick: install
 # The audit log's pages at 1,000,000 events: PostgreSQL only (DATABASE_URL names the
 # server; the benchmark creates a database of its own beside it).
 bench-admin: install
-	$(BIN)/python bench/admin_pages.py
+	$(BIN)/python -m bench.admin_pages

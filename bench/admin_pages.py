@@ -10,7 +10,7 @@ client as a superuser: every admin view, middleware and template, no network.
 Each page is requested once to warm the caches, then --repeat times; the
 median is reported next to the 100 ms target. Not part of `make test`.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/admin_pages.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python -m bench.admin_pages
 """
 
 from __future__ import annotations
@@ -23,25 +23,12 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
+
+from bench.stack import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 100.0
-
-
-def bench_database_url(server_url: str, name: str) -> str:
-    parts = urlsplit(server_url)
-    if not parts.scheme.startswith("postgres"):
-        raise SystemExit("DATABASE_URL must point at a PostgreSQL server")
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def recreate_database(server_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 # The benchmark's own key, so that a filled database can be looked at again.
@@ -321,10 +308,8 @@ def main() -> None:
     parser.add_argument("--database", default="admin_bench")
     args = parser.parse_args()
     server = os.environ.get("DATABASE_URL", "")
-    url = bench_database_url(server, args.database)
-
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    recreate_database(server, args.database)
+    url = recreate_database(server, args.database)
     configure(url)
     from django.core.management import call_command
 

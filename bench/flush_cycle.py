@@ -22,7 +22,7 @@ Medians (and the slowest) in ms per round of 1,000 profiles, over the rounds
 while at least half the backlog was still pending, and over all rounds. Not part
 of `make test`.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/flush_cycle.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python -m bench.flush_cycle
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
+
+from bench.stack import on_server, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-api-key"
@@ -64,20 +65,6 @@ FROM (
     FROM generate_series(1, %(profiles)s) AS i
 ) AS s
 """
-
-
-def bench_database_url(server_url: str, name: str) -> str:
-    parts = urlsplit(server_url)
-    if not parts.scheme.startswith("postgres"):
-        raise SystemExit("DATABASE_URL must point at a PostgreSQL server")
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def execute_on_server(server_url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(statement)
 
 
 def configure(database_url: str) -> None:
@@ -202,9 +189,7 @@ def main() -> None:
     options = parser.parse_args()
 
     server_url = os.environ.get("DATABASE_URL", "")
-    database_url = bench_database_url(server_url, options.database)
-    execute_on_server(server_url, f'DROP DATABASE IF EXISTS "{options.database}" WITH (FORCE)')
-    execute_on_server(server_url, f'CREATE DATABASE "{options.database}"')
+    database_url = recreate_database(server_url, options.database)
     try:
         configure(database_url)
         run(options.profiles)
@@ -213,7 +198,7 @@ def main() -> None:
 
         connections.close_all()
         if not options.keep:
-            execute_on_server(server_url, f'DROP DATABASE IF EXISTS "{options.database}"')
+            on_server(server_url, f'DROP DATABASE IF EXISTS "{options.database}"')
 
 
 def run(profiles: int) -> None:

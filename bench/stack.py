@@ -83,6 +83,28 @@ def with_database(server_url: str, name: str) -> str:
     return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
+def require_postgresql(server_url: str) -> None:
+    if not urlsplit(server_url).scheme.startswith("postgres"):
+        raise SystemExit("DATABASE_URL must name a PostgreSQL server")
+
+
+def on_server(server_url: str, *statements: str) -> None:
+    """Statements run on the server, each its own transaction (CREATE DATABASE)."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)  # type: ignore[arg-type]
+
+
+def recreate_database(server_url: str, name: str) -> str:
+    """Database `name` dropped (if there) and created on the PostgreSQL server of
+    `server_url`; its URL."""
+    require_postgresql(server_url)
+    on_server(
+        server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+    )
+    return with_database(server_url, name)
+
+
 class Process:
     """A child process in a session of its own, its output in a log file."""
 
@@ -167,8 +189,7 @@ class Stack:
 
     def __init__(self, log_dir: Path):
         self.server_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-        if not urlsplit(self.server_url).scheme.startswith("postgres"):
-            raise SystemExit("DATABASE_URL must name a PostgreSQL server")
+        require_postgresql(self.server_url)
         self.redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -202,11 +223,6 @@ class Stack:
             **extra,
         }
 
-    def _admin(self, *statements: str) -> None:
-        with psycopg.connect(self.server_url, autocommit=True) as conn:
-            for statement in statements:
-                conn.execute(statement)  # type: ignore[arg-type]
-
     def prepare(self) -> None:
         """The template database: migrated, with the destination; and the sandbox."""
         self.template = self.create_database("template")
@@ -235,7 +251,8 @@ class Stack:
 
     def create_database(self, name: str, template: str = "") -> str:
         database = f"{self.prefix}_{name}"
-        self._admin(
+        on_server(
+            self.server_url,
             f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
             f'CREATE DATABASE "{database}"' + (f' TEMPLATE "{template}"' if template else ""),
         )
@@ -321,8 +338,9 @@ class Stack:
         if self.sandbox_process:
             self.sandbox_process.stop(timeout=10)
         if self.databases:
-            self._admin(
-                *(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in self.databases)
+            on_server(
+                self.server_url,
+                *(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in self.databases),
             )
         client = redis.Redis.from_url(self.redis_url)
         for key in client.scan_iter(match=f"*{self.prefix}_*"):  # the queues are named so
