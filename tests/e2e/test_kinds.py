@@ -103,6 +103,11 @@ def test_a_delete_removes_the_profile_after_its_updates_and_leaves_no_trait(stac
 
 def test_every_kind_is_delivered_through_talon_one_errors(stack):
     web, sandbox = stack
+    # The audience is created before the faults: a 409 to its creation says another
+    # party holds its integrationId, which fails its memberships for good
+    # (tests/integration/test_audience_creation.py); a random 409 would fake that.
+    post(web, [audience_call("first", "a-first", True)])
+    wait_for(settled, timeout=60)
     sandbox.set_faults(error_rate={"503": 0.3, "409": 0.1})
     events = []
     for i in range(40):
