@@ -4,6 +4,7 @@ The flag "a flush is queued" lives in Redis or, without it, in a marker file."""
 
 import logging
 import os
+import stat
 import threading
 import time
 from types import SimpleNamespace
@@ -172,7 +173,8 @@ def test_a_flag_that_cannot_be_cleared_is_left_to_expire(destination, unreachabl
 
 @pytest.fixture
 def file_flags(tmp_path) -> nudge.FileFlags:
-    return nudge.FileFlags(tmp_path / "nudges", "q.")
+    # The broker's folder may not exist yet either.
+    return nudge.FileFlags(tmp_path / "broker" / "nudges", "q.")
 
 
 @pytest.fixture
@@ -196,6 +198,39 @@ def test_a_marker_file_counts_for_the_window_and_not_a_moment_longer(file_flags,
     age(file_flags, 1, frozen_clock - WINDOW)
     assert file_flags.set_if_absent(1) is True
     assert file_flags.set_if_absent(1) is False  # replaced by a fresh one
+
+
+def test_a_marker_file_is_named_by_prefix_and_destination_and_private(file_flags):
+    file_flags.set_if_absent(7)
+
+    marker = file_flags.directory / "q.7"
+    assert [path.name for path in file_flags.directory.iterdir()] == ["q.7"]
+    assert stat.S_IMODE(marker.stat().st_mode) == 0o600
+
+
+def test_a_fresh_marker_file_is_answered_without_the_lock(file_flags):
+    # The lock is for replacing an expired marker: a burst's nudges never wait on it.
+    file_flags.set_if_absent(1)
+    assert file_flags.set_if_absent(1) is False
+
+    assert not (file_flags.directory / ".lock").exists()
+
+
+def test_a_marker_file_cleared_between_the_tries_is_set_again(file_flags, monkeypatch):
+    # It existed when this process tried to create it, and was gone when it looked
+    # at its age: the flusher cleared it meanwhile.
+    real_create = nudge._create
+    tries: list[object] = []
+
+    def cleared_meanwhile(path):
+        tries.append(path)
+        return False if len(tries) == 1 else real_create(path)
+
+    monkeypatch.setattr(nudge, "_create", cleared_meanwhile)
+
+    assert file_flags.set_if_absent(1) is True
+    assert (file_flags.directory / "q.1").exists()
+    assert len(tries) == 2
 
 
 def test_a_deleted_marker_file_is_set_again_and_others_stay(file_flags):
