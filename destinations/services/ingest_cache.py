@@ -103,10 +103,10 @@ def config(destination: Destination) -> IngestConfig:
 
 
 def clear() -> None:
-    # New tables, not emptied ones: a value read before the clear (in another
-    # thread) is put into the old table, which nobody reads any more.
-    _cache.destinations = {}
-    _cache.configs = {}
+    # A new cache, not an emptied one: a value read before the clear (in another
+    # thread) is put into the old cache's table, which nobody reads any more.
+    global _cache
+    _cache = _Cache()
 
 
 def forget(using: str | None = None, **kwargs: Any) -> None:

@@ -105,6 +105,23 @@ def test_merging_creates_missing_profiles_and_keeps_their_deletion(destination, 
     )
 
 
+def test_delivered_timestamps_are_the_destinations_own(destination, make_destination):
+    other = make_destination(slug="other")
+    ProfileState.objects.create(
+        destination=destination, integration_id="u1", attribute_timestamps={"plan": T.isoformat()}
+    )
+    ProfileState.objects.create(
+        destination=other, integration_id="u1", attribute_timestamps={"email": T.isoformat()}
+    )
+    ProfileState.objects.create(
+        destination=other, integration_id="u2", attribute_timestamps={"email": T.isoformat()}
+    )
+
+    assert outbox.delivered_timestamps(destination, iter(["u1", "u2"])) == {
+        "u1": {"plan": T.isoformat()}
+    }
+
+
 # What a round costs.
 
 
