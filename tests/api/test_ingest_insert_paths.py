@@ -130,6 +130,40 @@ def test_a_row_another_request_stored_first_is_its_own(destination, post_events,
     assert seen() == {"a", "b"}
 
 
+def test_a_message_another_request_stored_after_this_one_looked_is_its_own(
+    make_destination, post_events, monkeypatch
+):
+    """The portable insert looks for seen messages, then inserts: a request storing
+    and remembering "a" in between makes both of this one's inserts meet "a" (not
+    an error). PostgreSQL's statement settles the race in its ON CONFLICT."""
+    monkeypatch.setattr(ingest, "connection", SimpleNamespace(vendor="portable"))
+    destination = make_destination()
+    bulk_create = InboundEvent.objects.bulk_create
+
+    def competitor_in_between(rows, **options):
+        competitor = InboundEvent.objects.create(
+            destination=destination,
+            message_id="a",
+            type="identify",
+            user_id="u1",
+            payload={},
+            timestamp=timezone.now(),
+            status=Status.PENDING,
+        )
+        SeenMessage.objects.create(
+            destination=destination, message_id="a", first_seen_at=competitor.received_at
+        )
+        return bulk_create(rows, **options)
+
+    monkeypatch.setattr(InboundEvent.objects, "bulk_create", competitor_in_between)
+
+    response = post_events("acme", [identify(message_id="a"), identify(message_id="b")])
+
+    assert response.json() == {"accepted": 1, "skipped": 0, "duplicates": 1}
+    assert InboundEvent.objects.get(message_id="a").payload == {}
+    assert seen() == {"a", "b"}
+
+
 def test_postgresql_stores_and_remembers_a_batch_in_one_statement(make_destination):
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's own insert needs PostgreSQL")
