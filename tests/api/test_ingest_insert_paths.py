@@ -164,6 +164,37 @@ def test_a_message_another_request_stored_after_this_one_looked_is_its_own(
     assert seen() == {"a", "b"}
 
 
+def test_plan_makes_the_rows_ingest_stores(destination):
+    """The admin's preview and the backfill's dry run show plan()'s rows: they are
+    what ingest stores, with the request's destination, id and time."""
+    batch = [
+        identify(message_id="a"),
+        membership("b"),
+        {**identify(message_id="c"), "type": "page"},
+    ]
+    events = ingest.parse_events(json.dumps(batch).encode())
+    before = timezone.now()
+
+    planned = ingest.plan(destination, events)
+    ingest.ingest(destination, events)
+
+    stored = {row.message_id: row for row in InboundEvent.objects.all()}
+    fields = ["destination_id", "type", "user_id", "payload", "timestamp", "kind", "attributes"]
+    fields += ["call", "notes", "status", "reason"]
+    assert sorted(row.message_id for row in planned) == sorted(stored)
+    for row in planned:
+        assert [getattr(row, f) for f in fields] == [
+            getattr(stored[row.message_id], f) for f in fields
+        ]
+    assert len({row.request_id for row in planned}) == 1
+    assert planned[0].request_id is not None
+    now = planned[0].received_at
+    assert before <= now <= timezone.now()
+    for row in planned:
+        queued = now if row.status == Status.PENDING else None
+        assert (row.received_at, row.queued_at, row.next_attempt_at) == (now, queued, queued)
+
+
 def test_postgresql_stores_and_remembers_a_batch_in_one_statement(make_destination):
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's own insert needs PostgreSQL")
