@@ -294,7 +294,7 @@ def test_a_redis_flag_is_set_once_and_expires_after_the_window(redis_flags):
     assert redis_flags.set_if_absent(1) is False
     assert redis_flags.set_if_absent(2) is True
 
-    ttl = redis_flags.client.pttl(f"{redis_flags.prefix}1")
+    ttl = redis_flags.client.pttl(f"{settings.CELERY_TASK_DEFAULT_QUEUE}.test.1")
     assert WINDOW * 1000 / 2 < ttl <= WINDOW * 1000
 
     redis_flags.delete(1)
