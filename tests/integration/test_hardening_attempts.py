@@ -82,6 +82,7 @@ def test_custom_events_restart_the_backoff_on_a_new_event_and_on_progress(
     assert len(sandbox.requests_log()) == 4
     assert attempts() == {"first": 4, "next": 4}
     assert InboundEvent.objects.get(message_id="next").reason.startswith("waiting:")
+    assert all(40 - 1 <= wait <= 80 for wait in waits().values()), waits()  # attempt 4's
 
     send(post_events, track("new", "2026-01-03T00:00:00Z"))
     delivery.flush(destination.pk)  # due at once: the first is tried again, and fails

@@ -2,6 +2,7 @@
 attempt count that reaches the backoff, and an already delivered event sent again."""
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
@@ -179,3 +180,28 @@ def test_a_request_whose_events_all_gave_up_is_recorded_as_failed(
 
     assert InboundEvent.objects.get().status == Status.FAILED
     assert DeliveryAttempt.objects.get().outcome == DeliveryAttempt.Outcome.FAILED
+
+
+def test_an_event_queued_the_maximum_age_ago_to_the_microsecond_is_retried_once_more(
+    make_destination, post_events, backoff_settings, monkeypatch
+):
+    # It gives up only once older than DELIVERY_MAX_AGE: never left neither failed
+    # nor rescheduled.
+    now = timezone.now()
+    monkeypatch.setattr(outbox, "timezone", SimpleNamespace(now=lambda: now))
+    with scripted_talon(lambda body: (503, {}, None)) as (url, _):
+        destination = make_destination(base_url=url)
+        send(post_events, identify("u1", "limit"), identify("u2", "older"))
+        InboundEvent.objects.filter(message_id="limit").update(
+            queued_at=now - backoff_settings.DELIVERY_MAX_AGE
+        )
+        InboundEvent.objects.filter(message_id="older").update(
+            queued_at=now - backoff_settings.DELIVERY_MAX_AGE - timedelta(microseconds=1)
+        )
+
+        delivery.flush(destination.pk)
+
+    limit = InboundEvent.objects.get(message_id="limit")
+    assert (limit.status, limit.reason) == (Status.PENDING, "retrying: Talon.One answered 503")
+    assert timedelta(seconds=5) <= limit.next_attempt_at - now <= timedelta(seconds=10)
+    assert InboundEvent.objects.get(message_id="older").status == Status.FAILED
