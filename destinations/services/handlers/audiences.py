@@ -92,12 +92,11 @@ class AudienceMemberships:
     def _send_changes(
         self, sender: Sender, ready: list[tuple[InboundEvent, TalonAudience]]
     ) -> None:
-        # The claim read each profile's delivered timestamps with its rows.
-        delivered = {event.user_id: event.delivered for event, _ in ready}
         latest: dict[tuple[str, str], _Change] = {}
         stale = []
         for event, audience in ready:  # claimed in Segment-timestamp order
-            sent_at = delivered.get(event.user_id, {}).get(state_key(audience.key))
+            # The claim read each row's profile's delivered timestamps with it.
+            sent_at = event.delivered.get(state_key(audience.key))
             if sent_at and event.timestamp < datetime.fromisoformat(sent_at):
                 stale.append(event)
                 continue
