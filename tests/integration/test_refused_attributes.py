@@ -146,6 +146,10 @@ def test_a_refused_profile_fails_alone_and_marks_no_attribute_refused(
     assert InboundEvent.objects.get(message_id="m5").reason.startswith("Talon.One answered 400")
     assert not RefusedAttribute.objects.exists()
     assert sorted(sandbox.profiles()) == sorted(f"u{i}" for i in range(8) if i != 5)
+    # The audit log says why: an update with no attributes was refused too.
+    errors = DeliveryAttempt.objects.values_list("error", flat=True)
+    (said,) = [e for e in errors if e.endswith("; the profile itself is refused")]
+    assert said.startswith("Talon.One answered 400")
 
 
 @pytest.mark.parametrize(
@@ -220,6 +224,29 @@ def test_an_outage_while_isolating_retries_the_whole_update_later(make_destinati
     assert event.reason == "retrying: Talon.One answered 503: no"
     assert not RefusedAttribute.objects.exists()
     assert [a.outcome for a in DeliveryAttempt.objects.order_by("id")] == ["retry", "retry"]
+
+
+def test_an_outage_while_asking_about_the_profile_itself_retries_it_later(
+    make_destination, post_events
+):
+    # Its one attribute was refused; the update with none, which tells whether the
+    # profile itself is, met an outage.
+    answers = iter([400, 503])
+
+    def script(body):
+        status = next(answers, 204)
+        return status, {}, {"message": "no"} if status != 204 else None
+
+    with scripted_talon(script) as (url, received):
+        destination = make_destination(base_url=url, attributes=["email"])
+        send(post_events, identify("u1", "m1", traits={"email": "a@x.io"}))
+        delivery.flush(destination.pk)
+
+    assert [b["customerProfiles"][0]["attributes"] for b in received] == [{"email": "a@x.io"}, {}]
+    event = InboundEvent.objects.get()
+    assert event.status == Status.PENDING
+    assert event.reason == "retrying: Talon.One answered 503: no"
+    assert not RefusedAttribute.objects.exists()
 
 
 def test_retrying_now_touches_only_that_destinations_waiting_refusals(make_destination):
