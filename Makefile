@@ -46,7 +46,9 @@ screenshots: install system-packages
 # keep stale copies of the modules it does not mutate.
 mutation: install
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children $(or $(JOBS),2)
+	template=$$($(BIN)/python bin/test_database_template.py) && \
+	TEST_DATABASE_TEMPLATE=$$template $(BIN)/mutmut run --max-children $(or $(JOBS),2); \
+	status=$$?; $(BIN)/python bin/test_database_template.py --drop; exit $$status
 	$(BIN)/python bin/mutation_report.py --fail-under 90
 
 lint: install

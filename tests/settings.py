@@ -32,3 +32,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_talon_segment_{os.getpid()}"}
+    # make mutation: copied from a migrated database (bin/test_database_template.py),
+    # which takes a fraction of the time the migrations take, once per mutant.
+    if os.environ.get("TEST_DATABASE_TEMPLATE"):
+        DATABASES["default"]["TEST"]["TEMPLATE"] = os.environ["TEST_DATABASE_TEMPLATE"]
