@@ -4,6 +4,7 @@ checked twice, once through its one-statement claim and once through the portabl
 claim SQLite uses, so that both are held to the same rules wherever the suite runs."""
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -166,6 +167,45 @@ def test_a_claim_whose_due_rows_all_ended_unsent_goes_on_to_the_next_due_ones(
 
     assert [e.message_id for e in events] == ["fresh"]
     assert InboundEvent.objects.get(message_id="tried").status == Status.FAILED
+
+
+def test_of_two_pending_deletions_the_earlier_cuts_whatever_came_first(destination):
+    row(destination, "late delete", at=T + timedelta(minutes=2), kind=Kind.DELETION)
+    row(destination, "early delete", at=T, kind=Kind.DELETION)
+    row(destination, "between", at=T + timedelta(minutes=1))
+
+    assert [e.message_id for e in claim(destination)] == ["early delete"]
+
+
+def test_a_claim_takes_no_row_of_another_destination(destination, make_destination):
+    other = make_destination(slug="other")
+    row(other, "theirs", "u1")
+    ProfileState.objects.create(
+        destination=other, integration_id="u1", attribute_timestamps={}, deleted_at=T
+    )
+    row(destination, "ours", "u1", at=T - timedelta(minutes=1))
+
+    events = claim(destination)
+
+    assert [e.message_id for e in events] == ["ours"]  # not skipped by their deletion
+    assert events[0].delivered == {}
+    assert InboundEvent.objects.get(message_id="theirs").status == Status.PENDING
+
+
+def test_a_row_tried_for_the_maximum_age_to_the_microsecond_is_still_sent(
+    destination, settings, monkeypatch
+):
+    now = timezone.now()
+    monkeypatch.setattr(claims, "timezone", SimpleNamespace(now=lambda: now))
+    row(
+        destination,
+        "limit",
+        attempts=3,
+        queued_at=now - settings.DELIVERY_MAX_AGE,
+        next_attempt_at=now,
+    )
+
+    assert [e.message_id for e in claim(destination)] == ["limit"]
 
 
 def test_a_claim_of_nothing_due_is_empty(destination):

@@ -116,6 +116,9 @@ def test_delivered_timestamps_are_the_destinations_own(destination, make_destina
     ProfileState.objects.create(
         destination=other, integration_id="u2", attribute_timestamps={"email": T.isoformat()}
     )
+    ProfileState.objects.create(
+        destination=destination, integration_id="u3", attribute_timestamps={"vip": T.isoformat()}
+    )
 
     assert outbox.delivered_timestamps(destination, iter(["u1", "u2"])) == {
         "u1": {"plan": T.isoformat()}
