@@ -194,6 +194,63 @@ def test_refused_attributes_are_found_whatever_talon_one_says(
     assert RefusedAttribute.objects.get().name == "secret_score"
 
 
+def refusing(*, also: dict[frozenset[str], int] | None = None):
+    """A stand-in refusing any update carrying `secret` (400), and answering the
+    attribute sets in `also` with their status."""
+
+    def script(body):
+        (profile,) = body["customerProfiles"]
+        status = (also or {}).get(frozenset(profile["attributes"]))
+        if status is not None:
+            return status, {}, {"message": "forbidden"}
+        if "secret" in profile["attributes"]:
+            return 400, {}, {"message": "no"}
+        return 204, {}, None
+
+    return scripted_talon(script)
+
+
+FOUR = {"age": 3, "email": "a@x.io", "plan": "gold", "secret": 1}
+
+
+def test_isolating_halves_the_attributes_until_the_refused_one_is_alone(
+    make_destination, post_events
+):
+    with refusing() as (url, received):
+        destination = make_destination(base_url=url, attributes=sorted(FOUR))
+        send(post_events, identify("u1", "m1", traits=FOUR))
+        delivery.flush(destination.pk)
+
+    assert [sorted(b["customerProfiles"][0]["attributes"]) for b in received] == [
+        ["age", "email", "plan", "secret"],
+        ["age", "email"],
+        ["plan", "secret"],
+        ["plan"],
+        ["secret"],
+    ]
+    assert list(DeliveryAttempt.objects.order_by("id").values_list("outcome", "error")) == [
+        ("retry", "Talon.One answered 400: no; finding what Talon.One refuses"),
+        ("success", "2 of 4 attributes accepted"),
+        ("retry", "Talon.One answered 400: no; finding what Talon.One refuses"),
+        ("success", "1 of 4 attributes accepted"),
+        ("failed", "Talon.One answered 400: no; attribute secret refused"),
+    ]
+    assert InboundEvent.objects.get().status == Status.DELIVERED
+
+
+def test_an_answer_other_than_400_while_isolating_settles_the_update(make_destination, post_events):
+    # A 403 says nothing about the attributes: no attribute is marked refused for it.
+    with refusing(also={frozenset({"plan"}): 403}) as (url, received):
+        destination = make_destination(base_url=url, attributes=sorted(FOUR))
+        send(post_events, identify("u1", "m1", traits=FOUR))
+        delivery.flush(destination.pk)
+
+    assert len(received) == 4  # the last was plan's, alone
+    event = InboundEvent.objects.get()
+    assert (event.status, event.reason) == (Status.FAILED, "Talon.One answered 403: forbidden")
+    assert not RefusedAttribute.objects.exists()
+
+
 def test_with_the_rule_engine_each_profile_is_isolated_the_same_way(
     make_destination, post_events, sandbox
 ):
