@@ -103,6 +103,19 @@ def test_messages_another_destination_saw_are_new_here(destination, make_destina
     assert InboundEvent.objects.filter(destination=destination, message_id="a").exists()
 
 
+def competitors_row(destination) -> InboundEvent:
+    """Message "a"'s row, as another request stores it."""
+    return InboundEvent.objects.create(
+        destination=destination,
+        message_id="a",
+        type="identify",
+        user_id="u1",
+        payload={},
+        timestamp=timezone.now(),
+        status=Status.PENDING,
+    )
+
+
 def test_a_row_another_request_stored_first_is_its_own(destination, post_events, monkeypatch):
     """A row of "a" is there, but "a" is not remembered (a row stored before
     messages were remembered, or one whose request has not remembered it yet):
@@ -110,15 +123,7 @@ def test_a_row_another_request_stored_first_is_its_own(destination, post_events,
     real_insert = ingest._insert
 
     def competitor_first(*args):
-        InboundEvent.objects.create(
-            destination=destination,
-            message_id="a",
-            type="identify",
-            user_id="u1",
-            payload={},
-            timestamp=timezone.now(),
-            status=Status.PENDING,
-        )
+        competitors_row(destination)
         return real_insert(*args)
 
     monkeypatch.setattr(ingest, "_insert", competitor_first)
@@ -141,15 +146,7 @@ def test_a_message_another_request_stored_after_this_one_looked_is_its_own(
     bulk_create = InboundEvent.objects.bulk_create
 
     def competitor_in_between(rows, **options):
-        competitor = InboundEvent.objects.create(
-            destination=destination,
-            message_id="a",
-            type="identify",
-            user_id="u1",
-            payload={},
-            timestamp=timezone.now(),
-            status=Status.PENDING,
-        )
+        competitor = competitors_row(destination)
         SeenMessage.objects.create(
             destination=destination, message_id="a", first_seen_at=competitor.received_at
         )
