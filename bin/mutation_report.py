@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             equivalent.append(mutant)
         else:
             unexplained.append(mutant)
-    matched = {m.name for m in equivalent}
+    # An entry is stale when its mutant ran and did not survive as that line; a
+    # stopped run says nothing of the mutants it did not reach.
+    unknown = {m.name for m in found if m.status in NOT_RUN}
+    matched = {m.name for m in equivalent} | unknown
     stale = [entry for name, entry in equivalents.items() if name not in matched]
 
     counted = len(results) - len(equivalent)
