@@ -341,7 +341,14 @@ def merge_timestamps(destination: Destination, timestamps: dict[str, dict[str, d
         return
     if connection.vendor == "postgresql":
         _merge_timestamps_postgresql(destination, timestamps)
-        return
+    else:
+        _merge_timestamps_portable(destination, timestamps)
+
+
+def _merge_timestamps_portable(
+    destination: Destination, timestamps: dict[str, dict[str, datetime]]
+) -> None:
+    """The same merge in a few ORM statements (SQLite)."""
     with transaction.atomic():
         current = dict(
             ProfileState.objects.select_for_update()

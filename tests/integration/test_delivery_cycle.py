@@ -34,9 +34,22 @@ def instants(timestamps):
     return {name: datetime.fromisoformat(value) for name, value in timestamps.items()}
 
 
-# The delivered timestamps: per attribute the newest Segment timestamp wins.
+# The delivered timestamps: per attribute the newest Segment timestamp wins. On
+# PostgreSQL each merge rule is checked through its one-statement upsert and
+# through the portable merge SQLite uses.
+
+MERGES = ["postgresql", "portable"] if connection.vendor == "postgresql" else ["portable"]
 
 
+@pytest.fixture(params=MERGES)
+def merge_path(request, monkeypatch) -> str:
+    if request.param == "portable":
+        portable = outbox._merge_timestamps_portable
+        monkeypatch.setattr(outbox, "_merge_timestamps_postgresql", portable)
+    return request.param
+
+
+@pytest.mark.usefixtures("merge_path")
 def test_an_older_timestamp_never_replaces_a_newer_one_attribute_by_attribute(destination):
     ProfileState.objects.create(
         destination=destination,
@@ -50,6 +63,7 @@ def test_an_older_timestamp_never_replaces_a_newer_one_attribute_by_attribute(de
     assert instants(stored(destination)) == {"plan": T, "email": older, "vip": newer}
 
 
+@pytest.mark.usefixtures("merge_path")
 def test_a_microsecond_decides_and_an_equal_timestamp_keeps_the_instant(destination):
     ProfileState.objects.create(
         destination=destination,
@@ -64,6 +78,7 @@ def test_a_microsecond_decides_and_an_equal_timestamp_keeps_the_instant(destinat
     assert instants(stored(destination)) == {"a": T + MICROSECOND, "b": T, "c": T}
 
 
+@pytest.mark.usefixtures("merge_path")
 def test_timestamps_compare_as_instants_not_as_text(destination):
     # 12:30+01:00 is 11:30 UTC, older than 12:00 UTC though its text sorts after it;
     # 11:30-01:00 is 12:30 UTC, newer though its text sorts before.
@@ -85,6 +100,7 @@ def test_timestamps_compare_as_instants_not_as_text(destination):
     }
 
 
+@pytest.mark.usefixtures("merge_path")
 def test_merging_creates_missing_profiles_and_keeps_their_deletion(destination, make_destination):
     other = make_destination(slug="other")
     deleted = datetime(2026, 1, 1, tzinfo=UTC)
