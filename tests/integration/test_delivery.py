@@ -361,6 +361,38 @@ def test_every_profile_a_bulk_400_refuses_fails_and_the_others_are_delivered(
     )
 
 
+@pytest.mark.parametrize(
+    ("alone", "outcome"),
+    [(400, Status.FAILED), (503, Status.PENDING)],
+    ids=["the-profile-is-refused", "an-outage-while-isolating"],
+)
+def test_when_isolating_finds_no_refused_attribute_the_halves_left_are_sent_as_they_are(
+    make_destination, post_events, alone, outcome
+):
+    # Only attributes found refused regroup what is left into full requests: a
+    # profile refused as a whole, or an outage while isolating, changes nothing.
+    def script(body):
+        if ids(body) == ["u1"] and len(body["customerProfiles"][0]["attributes"]) == 1:
+            return alone, {}, {"message": "no"}
+        return (400, {}, {"message": "no"}) if "u1" in ids(body) else (204, {}, None)
+
+    with scripted_talon(script) as (url, received):
+        destination = make_destination(base_url=url)
+        send(post_events, *[identify(f"u{i}", f"m{i}") for i in range(8)])
+        delivery.flush(destination.pk)
+
+    sent = [ids(body) for body in received]
+    assert [batch for batch in sent if batch != ["u1"]] == [
+        [f"u{i}" for i in range(8)],
+        ["u0", "u1", "u2", "u3"],
+        ["u0", "u1"],
+        ["u0"],
+        ["u2", "u3"],
+        ["u4", "u5", "u6", "u7"],
+    ]
+    assert InboundEvent.objects.get(message_id="m1").status == outcome
+
+
 @pytest.mark.parametrize("status", [400, 413])
 def test_a_bulk_rejected_without_pointers_is_halved_until_the_bad_profile_is_alone(
     make_destination, post_events, status
