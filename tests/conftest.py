@@ -204,20 +204,30 @@ def broker_queue() -> Iterator[Callable[[], int]]:
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
     """Runs side by side stay apart by process id: tests.settings names the test
-    database and the Celery queue after it. A process forked after the settings
-    were read (mutmut forks one per mutant) takes names of its own here."""
+    database after it. A process forked after the settings were read (mutmut
+    forks one per mutant) takes a name of its own here."""
     from django.conf import settings
     from django.contrib.contenttypes.models import ContentType
-
-    from integration_site.celery import app
 
     # A second run in one process (mutmut's clean run after its stats run) has
     # a new database: content type ids cached from the first would be wrong.
     ContentType.objects.clear_cache()
-    pid = str(os.getpid())
     test = settings.DATABASES["default"]["TEST"]
-    test["NAME"] = re.sub(r"\d+(?=(\.sqlite3)?$)", pid, test["NAME"])
+    test["NAME"] = re.sub(r"\d+(?=(\.sqlite3)?$)", str(os.getpid()), test["NAME"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_queue_of_this_process() -> None:
+    """The Celery queue (and the Redis keys named after it) of a process forked
+    after tests.settings named it after its parent: renamed for every test, not
+    only for those with the database, so that two mutants' processes running
+    tests without the database do not share it."""
+    from django.conf import settings
+
+    from integration_site.celery import app
+
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    if re.fullmatch(r"tests-\d+", queue) and queue != f"tests-{pid}":
-        settings.CELERY_TASK_DEFAULT_QUEUE = app.conf.task_default_queue = f"tests-{pid}"
+    own = f"tests-{os.getpid()}"
+    if re.fullmatch(r"tests-\d+", queue) and queue != own:
+        settings.CELERY_TASK_DEFAULT_QUEUE = app.conf.task_default_queue = own
         app.__dict__.pop("amqp", None)  # its routes were built for the old queue
