@@ -754,7 +754,7 @@ def _larger_than(event: dict[str, Any], limit: int) -> bool:
     ASCII escapes): whitespace and escapes do not count."""
     try:
         size = len(orjson.dumps(event))
-    except orjson.JSONEncodeError:  # what orjson refuses (an integer over 64 bits)
+    except orjson.JSONEncodeError:  # a guard: the parser refuses what orjson would
         return _size(event) > limit
     # orjson writes the same bytes but for floats, which json may write one byte
     # longer (1e-09 where orjson writes 1e-9). A float takes 4 bytes at least with

@@ -222,6 +222,16 @@ def test_the_event_limit_counts_floats_as_json_writes_them(destination, post_eve
         assert post_events("acme", with_floats(value, 32769)).status_code == 413
 
 
+def test_an_event_orjson_cannot_write_is_measured_by_json():
+    # The parser refuses integers this large first: this guard only keeps a
+    # refusal by orjson from becoming a 500.
+    event = {"x": 2**64}
+    size = compact_size(event)
+
+    assert ingest_service._larger_than(event, size) is False
+    assert ingest_service._larger_than(event, size - 1) is True
+
+
 @pytest.mark.parametrize("body", [42, "identify", None, True])
 def test_a_body_that_is_not_an_event_says_what_is_accepted(destination, post_events, body):
     response = post_events("acme", json.dumps(body).encode())

@@ -285,6 +285,18 @@ def test_edge_values_are_accepted(post, traits):
     assert InboundEvent.objects.get().payload["traits"] == traits
 
 
+@pytest.mark.parametrize("leaf", ['"gold"', '"\\ud83d\\ude00"'], ids=["plain", "escaped-text"])
+def test_64_levels_are_accepted_and_65_refused_whether_text_is_checked_or_not(post, leaf):
+    # An escape that may hide unstorable text makes the parser walk every value.
+    def levels(depth: int) -> bytes:
+        traits = nested(depth - 1, leaf).encode()
+        return b'{"type":"identify","userId":"u","traits":' + traits + b"}"
+
+    assert_refused(post(levels(65)), 400, "nested too deeply (over 64 levels)")
+    response = post(levels(64))
+    assert response.status_code == 200, response.content
+
+
 def test_an_escaped_surrogate_pair_is_one_character(post):
     response = post(b'{"type":"identify","userId":"u","traits":{"plan":"\\ud83d\\ude00"}}')
     assert response.status_code == 200, response.content
