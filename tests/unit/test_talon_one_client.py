@@ -2,8 +2,12 @@
 Retry-After makes us wait, what an error body says, how many profiles a bulk
 request may carry."""
 
+import json
+import time
 from datetime import timedelta
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -12,6 +16,8 @@ from django.utils import timezone
 from destinations.talon_one import (
     BULK_LIMIT,
     MAX_RETRY_AFTER_SECONDS,
+    RESPONSE_BODY_LIMIT,
+    RESPONSE_READ_LIMIT,
     Outcome,
     TalonOneClient,
     classify,
@@ -223,3 +229,42 @@ def test_another_transport_failure_is_retried_and_named_by_its_kind():
 
     assert result.outcome is Outcome.RETRY
     assert result.summary() == "Request to Talon.One failed (ChunkedEncodingError)"
+
+
+def test_a_key_found_inside_its_own_escaped_form_is_redacted_whole():
+    # A key that starts with a backslash is found one character into its JSON-
+    # escaped form: the longest form is replaced first, so no part of it stays.
+    key = "\\tk-4f9a1c7e"
+    client = TalonOneClient("http://127.0.0.1:9", key)
+
+    assert client._redact(json.dumps({"key": key})) == '{"key": "[redacted]"}'
+    assert client._redact("key=" + quote(key, safe="")) == "key=[redacted]"
+    assert client._redact(f"{key} refused") == "[redacted] refused"
+
+
+def test_a_long_error_answer_is_read_from_its_start():
+    answer = {"message": "first words", "pad": "x" * 300_000}
+    with scripted_talon(lambda body: (400, {}, answer)) as (url, _):
+        result = TalonOneClient(url, "key").update_profile("u1", {"plan": "gold"}, False)
+
+    assert result.message == "first words"
+    assert result.response_body.startswith('{"message": "first words"')
+
+
+def test_an_answer_longer_than_the_read_limit_is_not_waited_for():
+    # Twice the limit announced, the limit and a bit sent, then a pause and the
+    # end: the client stops reading at the limit instead of waiting for the rest
+    # (which here would never come whole).
+    def handle(request: BaseHTTPRequestHandler, body: bytes) -> None:
+        request.send_response(500)
+        request.send_header("Content-Length", str(2 * RESPONSE_READ_LIMIT))
+        request.end_headers()
+        request.wfile.write(b"z" * (RESPONSE_READ_LIMIT + 100_000))
+        request.wfile.flush()
+        time.sleep(1)
+
+    with local_server(handle) as (url, _):
+        result = TalonOneClient(url, "key").update_profiles({"u1": {"plan": "gold"}})
+
+    assert (result.status, result.error) == (500, "")
+    assert result.response_body == "z" * RESPONSE_BODY_LIMIT
