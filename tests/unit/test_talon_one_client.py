@@ -268,3 +268,18 @@ def test_an_answer_longer_than_the_read_limit_is_not_waited_for():
 
     assert (result.status, result.error) == (500, "")
     assert result.response_body == "z" * RESPONSE_BODY_LIMIT
+
+
+def test_an_answer_that_is_not_utf8_is_read_with_replacement_characters():
+    # As a cut at the read limit can leave half a character.
+    def handle(request: BaseHTTPRequestHandler, body: bytes) -> None:
+        payload = b"refused \xe2\x82"
+        request.send_response(500)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
+
+    with local_server(handle) as (url, _):
+        result = TalonOneClient(url, "key").update_profiles({"u1": {"plan": "gold"}})
+
+    assert (result.status, result.response_body) == (500, "refused \ufffd")
