@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,7 +33,7 @@ from django.test import override_settings
 
 from destinations.models import DeliveryAttempt, Destination, InboundEvent, validate_base_url
 from destinations.services import delivery
-from destinations.talon_one import Outcome, TalonOneClient
+from destinations.talon_one import GuardedAdapter, Outcome, TalonOneClient
 from tests.conftest import pending_profile_update
 from tests.local_server import local_server
 from tests.security.conftest import API_KEY, SECRET, change_form_data
@@ -290,6 +291,27 @@ def test_a_pinned_connection_still_verifies_tls_against_the_name(talon_test, hos
 
     assert result.error == "TLS error: Talon.One's certificate could not be verified"
     assert paths == []
+
+
+@pytest.mark.parametrize(
+    ("url", "host_header"),
+    [
+        ("https://talon.test/v2/x", "talon.test"),
+        ("https://talon.test:8443/v2/x", "talon.test:8443"),
+    ],
+)
+@override_settings(TALON_HTTP_ALLOWED_HOSTS=["127.0.0.1"])
+def test_the_pool_goes_to_the_address_resolved_and_names_the_host_for_tls_and_http(
+    monkeypatch, url, host_header
+):
+    resolve(monkeypatch, "talon.test", "127.0.0.1")
+    request = requests.Request("PUT", url).prepare()
+
+    host_params, pool_kwargs = GuardedAdapter().build_connection_pool_key_attributes(request, True)
+
+    assert host_params["host"] == "127.0.0.1"
+    assert request.headers["Host"] == host_header
+    assert (pool_kwargs["server_hostname"], pool_kwargs["assert_hostname"]) == ("talon.test",) * 2
 
 
 @pytest.fixture
